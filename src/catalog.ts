@@ -1,0 +1,362 @@
+/**
+ * The catalog (STYLE 1, first stage): the root is walked once at start-up into a map
+ * `path → Asset`, each with its representations (identity and precompressed siblings, SPEC D3), their
+ * content hashes, and every response header precomputed. Small files' bytes (all representations)
+ * are held in memory within `memoryBudget`, so a request for them is a map lookup with no
+ * filesystem work. Changes on disk (D16) are picked up by a watcher, and a file the catalog has not
+ * seen yet is looked up on disk when requested.
+ */
+import { createHash } from 'node:crypto'
+import { createReadStream, watch, type FSWatcher, type Stats } from 'node:fs'
+import { lstat, readFile, readdir, realpath, stat } from 'node:fs/promises'
+import { join, sep } from 'node:path'
+import { ENCODINGS, type Coding, type EncodingToken } from './encodings.js'
+import { contentTypeFor, originalName } from './content-type.js'
+import type { FilePolicy } from './policy.js'
+import { gzipDecodedSize, isCompressible, zstdContentSize } from './codecs.js'
+import { buildHeaders } from './headers.js'
+
+export interface Logger {
+  info: (obj: object, msg: string) => void
+  warn: (obj: object, msg: string) => void
+  debug: (obj: object, msg: string) => void
+}
+
+export interface Representation {
+  coding: Coding
+  /** Absolute path of the bytes on disk. */
+  file: string
+  size: number
+  mtimeMs: number
+  etag: string
+  /** The bytes when held in memory; null means stream them from `file` (checked against size and mtime). */
+  body: Buffer | null
+  /** Headers of a 200 (and HEAD) response with this representation. */
+  headers: Record<string, string>
+  /** Headers of a 304 for this representation (D6: ETag, Cache-Control, Vary, type; no length). */
+  notModified: Record<string, string>
+}
+
+export interface Asset {
+  /** Path relative to the root, `/`-separated. */
+  path: string
+  /** Representations in server preference order; identity (or the raw bytes of a sibling) last. */
+  reps: Representation[]
+  codings: Coding[]
+  /** The bytes ranges are cut from (D8): the identity representation. */
+  identity: Representation
+  lastModifiedMs: number
+  policy: FilePolicy
+  isHtml: boolean
+}
+
+export interface CatalogOptions {
+  root: string
+  memoryBudget: number
+  precompressed: readonly EncodingToken[]
+  dotfiles: 'deny' | 'allow'
+  policy: (path: string, type: string) => FilePolicy
+  log: Logger
+  watch: boolean
+}
+
+/** Siblings may be a little older than their original after a copy or checkout (D3). */
+const MTIME_TOLERANCE_MS = 2000
+const SETTLE_MS = 40
+const PARALLEL = 16
+
+interface FileFacts { rel: string, abs: string, stats: Stats }
+
+export class Catalog {
+  private readonly assets = new Map<string, Asset>()
+  private readonly dirs = new Set<string>([''])
+  private readonly warned = new Set<string>()
+  private readonly pending = new Map<string, NodeJS.Timeout>()
+  private readonly inflight = new Map<string, Promise<void>>()
+  private watcher: FSWatcher | undefined
+  private rootReal = ''
+  private memoryUsed = 0
+  private admitted = new Set<string>()
+
+  private constructor (readonly opts: CatalogOptions) {}
+
+  static async create (opts: CatalogOptions): Promise<Catalog> {
+    const catalog = new Catalog(opts)
+    await catalog.build()
+    if (opts.watch) catalog.startWatching()
+    return catalog
+  }
+
+  get (path: string): Asset | undefined { return this.assets.get(path) }
+  hasDir (path: string): boolean { return this.dirs.has(path) }
+  get size (): number { return this.assets.size }
+  get bytesInMemory (): number { return this.memoryUsed }
+
+  /** Looks a path up on disk when the catalog does not know it yet (a file added while serving). */
+  async find (path: string): Promise<Asset | undefined> {
+    const known = this.assets.get(path)
+    if (known !== undefined) return known
+    const facts = await this.statInside(path)
+    if (facts === undefined) return undefined
+    if (facts.stats.isDirectory()) { this.dirs.add(path); return undefined }
+    await this.refresh(path)
+    return this.assets.get(path)
+  }
+
+  /** Re-reads the group a path belongs to (the file and its siblings) and swaps it in atomically. */
+  refresh (path: string): Promise<void> {
+    const base = originalName(path)
+    const running = this.inflight.get(base)
+    if (running !== undefined) return running.then(() => this.refresh(path))
+    const job = this.indexGroup(base).finally(() => this.inflight.delete(base))
+    this.inflight.set(base, job)
+    return job
+  }
+
+  close (): void {
+    this.watcher?.close()
+    for (const timer of this.pending.values()) clearTimeout(timer)
+    this.pending.clear()
+  }
+
+  private async build (): Promise<void> {
+    this.rootReal = await realpath(this.opts.root)
+    const files: FileFacts[] = []
+    await this.walk('', files, new Set())
+    this.admitted = admit(files, this.opts.memoryBudget)
+    const bases = [...new Set(files.map(f => originalName(f.rel)))]
+    for (let i = 0; i < bases.length; i += PARALLEL) {
+      await Promise.all(bases.slice(i, i + PARALLEL).map(b => this.indexGroup(b)))
+    }
+    this.admitted = new Set()
+  }
+
+  private async walk (dir: string, out: FileFacts[], seen: Set<string>): Promise<void> {
+    const abs = join(this.rootReal, dir)
+    const real = await realpath(abs)
+    if (seen.has(real)) return // a symlink cycle
+    seen.add(real)
+    this.dirs.add(dir)
+    for (const entry of await readdir(abs, { withFileTypes: true })) {
+      const rel = dir === '' ? entry.name : `${dir}/${entry.name}`
+      if (this.hidden(rel)) continue
+      const facts = await this.statInside(rel)
+      if (facts === undefined) continue
+      if (facts.stats.isDirectory()) await this.walk(rel, out, seen)
+      else if (facts.stats.isFile()) out.push(facts)
+    }
+  }
+
+  private hidden (rel: string): boolean {
+    if (this.opts.dotfiles === 'allow') return false
+    return rel.split('/').some((s, i) => s.startsWith('.') && !(i === 0 && s === '.well-known'))
+  }
+
+  /** Stats a relative path, following symlinks only while they stay inside the root (D14). */
+  private async statInside (rel: string): Promise<FileFacts | undefined> {
+    const abs = join(this.rootReal, ...rel.split('/'))
+    try {
+      const link = await lstat(abs)
+      if (link.isSymbolicLink()) {
+        const target = await realpath(abs)
+        if (target !== this.rootReal && !target.startsWith(this.rootReal + sep)) {
+          this.warnOnce(rel, { path: rel }, 'not serving a symlink that leads outside the root')
+          return undefined
+        }
+        return { rel, abs: target, stats: await stat(target) }
+      }
+      return { rel, abs, stats: link }
+    } catch {
+      return undefined
+    }
+  }
+
+  private async indexGroup (base: string): Promise<void> {
+    const original = await this.statFile(base)
+    const siblings = await Promise.all(ENCODINGS.map(e => this.statFile(base + e.suffix)))
+    const loaded = new Map<string, Representation>()
+    const load = async (facts: FileFacts, coding: Coding, type: string) => {
+      const rep = await this.loadRep(facts, coding, type)
+      loaded.set(facts.rel, rep)
+      return rep
+    }
+    const next = new Map<string, Asset | undefined>()
+    next.set(base, original === undefined ? undefined : await this.originalAsset(original, siblings, load))
+    for (const [i, sib] of siblings.entries()) {
+      const path = base + ENCODINGS[i]!.suffix
+      next.set(path, sib === undefined ? undefined : await this.directAsset(sib, ENCODINGS[i]!.token, loaded.get(path), original))
+    }
+    this.swap(next)
+  }
+
+  private async statFile (rel: string): Promise<FileFacts | undefined> {
+    if (this.hidden(rel)) return undefined
+    const facts = await this.statInside(rel)
+    return facts?.stats.isFile() === true ? facts : undefined
+  }
+
+  private async originalAsset (
+    original: FileFacts,
+    siblings: Array<FileFacts | undefined>,
+    load: (f: FileFacts, c: Coding, type: string) => Promise<Representation>,
+  ): Promise<Asset> {
+    const type = contentTypeFor(original.rel)
+    const reps: Representation[] = []
+    for (const [i, sib] of siblings.entries()) {
+      const enc = ENCODINGS[i]!
+      if (sib === undefined || !this.opts.precompressed.includes(enc.token)) continue
+      if (!(await this.usableSibling(original, sib, enc.token))) continue
+      reps.push(await load(sib, enc.token, type))
+    }
+    reps.sort((a, b) => this.opts.precompressed.indexOf(a.coding as EncodingToken) - this.opts.precompressed.indexOf(b.coding as EncodingToken))
+    const identity = await load(original, 'identity', type)
+    reps.push(identity)
+    const vary = reps.length > 1 || isCompressible(original.rel)
+    return this.finish({ path: original.rel, type, reps, identity, vary, lastModifiedMs: original.stats.mtimeMs, decodedSize: identity.size })
+  }
+
+  /** D3: a direct request for `x.wasm.br` gets x.wasm's type with Content-Encoding br when br is accepted, else the raw bytes. */
+  private async directAsset (sib: FileFacts, token: EncodingToken, loadedRep: Representation | undefined, original: FileFacts | undefined): Promise<Asset> {
+    const type = contentTypeFor(originalName(sib.rel))
+    const encoded = { ...(loadedRep ?? await this.loadRep(sib, token, type)) }
+    const raw: Representation = { ...encoded, coding: 'identity', etag: encoded.etag.replace(/"$/, '.raw"') }
+    const usable = original !== undefined && await this.usableSibling(original, sib, token, true)
+    return this.finish({ path: sib.rel, type, reps: [encoded, raw], identity: raw, vary: true, lastModifiedMs: sib.stats.mtimeMs, decodedSize: usable ? original.stats.size : undefined, rawType: 'application/octet-stream' })
+  }
+
+  private finish (a: { path: string, type: string, reps: Representation[], identity: Representation, vary: boolean, lastModifiedMs: number, decodedSize?: number, rawType?: string }): Asset {
+    const policy = this.opts.policy(a.path, a.type)
+    for (const rep of a.reps) {
+      const isRaw = rep === a.identity
+      Object.assign(rep, buildHeaders({ rep, type: isRaw ? (a.rawType ?? a.type) : a.type, decodedSize: isRaw ? undefined : a.decodedSize, vary: a.vary, lastModifiedMs: a.lastModifiedMs, policy: policy.headers }))
+    }
+    return { path: a.path, reps: a.reps, codings: a.reps.map(r => r.coding), identity: a.identity, lastModifiedMs: a.lastModifiedMs, policy, isHtml: a.type.startsWith('text/html') }
+  }
+
+  /** D3: a sibling is served only when it is smaller, not older than its original, and (where cheaply known) decodes to its size. */
+  private async usableSibling (original: FileFacts, sib: FileFacts, token: EncodingToken, quiet = false): Promise<boolean> {
+    let reason: string | undefined
+    if (sib.stats.size >= original.stats.size) reason = 'it is not smaller than the original'
+    else if (sib.stats.mtimeMs + MTIME_TOLERANCE_MS < original.stats.mtimeMs) reason = 'it is older than the original'
+    else {
+      const decoded = await this.decodedSizeOf(sib, token)
+      if (decoded !== undefined && decoded !== original.stats.size % (token === 'gzip' ? 2 ** 32 : Number.MAX_SAFE_INTEGER)) reason = `it decodes to ${decoded} bytes, the original has ${original.stats.size}`
+    }
+    if (reason !== undefined && !quiet) this.warnOnce(`${sib.rel}:${sib.stats.mtimeMs}`, { sibling: sib.rel }, `ignoring precompressed sibling: ${reason}`)
+    return reason === undefined
+  }
+
+  private async decodedSizeOf (sib: FileFacts, token: EncodingToken): Promise<number | undefined> {
+    if (token === 'br') return undefined // brotli does not record the decoded size
+    const { open } = await import('node:fs/promises')
+    const fh = await open(sib.abs, 'r')
+    try {
+      const head = Buffer.alloc(Math.min(sib.stats.size, 18))
+      if (token === 'zstd') { await fh.read(head, 0, head.length, 0); return zstdContentSize(head) }
+      const tail = Buffer.alloc(Math.min(sib.stats.size, 8))
+      await fh.read(tail, 0, tail.length, sib.stats.size - tail.length)
+      return gzipDecodedSize(tail)
+    } catch {
+      return -1 // not a readable gzip member or zstd frame: never serve it as one
+    } finally { await fh.close() }
+  }
+
+  /** Reads (or streams) one file, hashes it, and makes sure it did not change while being read. */
+  private async loadRep (facts: FileFacts, coding: Coding, type: string, attempt = 0): Promise<Representation> {
+    const before = facts.stats
+    const inMemory = this.admitted.has(facts.rel) || (this.admitted.size === 0 && this.memoryUsed + before.size <= this.opts.memoryBudget)
+    const body = inMemory ? await readFile(facts.abs) : null
+    const etag = `"${(body !== null ? hashBuffer(body) : await hashFile(facts.abs))}"`
+    const after = await stat(facts.abs)
+    if ((after.size !== before.size || after.mtimeMs !== before.mtimeMs || (body !== null && body.length !== after.size)) && attempt < 5) {
+      await delay(SETTLE_MS)
+      return this.loadRep({ ...facts, stats: after }, coding, type, attempt + 1)
+    }
+    if (body !== null) this.memoryUsed += body.length
+    void type
+    return { coding, file: facts.abs, size: body?.length ?? after.size, mtimeMs: after.mtimeMs, etag, body, headers: {}, notModified: {} }
+  }
+
+  /** Swaps a re-indexed group in; responses already under way keep the objects they hold. */
+  private swap (next: Map<string, Asset | undefined>): void {
+    const released = new Set<Buffer>()
+    for (const [path, asset] of next) {
+      for (const rep of this.assets.get(path)?.reps ?? []) if (rep.body !== null) released.add(rep.body)
+      if (asset === undefined) this.assets.delete(path)
+      else this.assets.set(path, asset)
+    }
+    for (const [, asset] of next) for (const rep of asset?.reps ?? []) if (rep.body !== null) released.delete(rep.body)
+    for (const body of released) this.memoryUsed -= body.length
+  }
+
+  private startWatching (): void {
+    try {
+      this.watcher = watch(this.rootReal, { recursive: true, persistent: false }, (_event, name) => {
+        if (name !== null) this.schedule(String(name).split(sep).join('/'))
+      })
+      this.watcher.on('error', (err) => this.opts.log.warn({ err }, 'file watcher failed; new files are still found on request'))
+    } catch (err) {
+      this.opts.log.warn({ err }, 'cannot watch the root for changes; new files are still found on request')
+    }
+  }
+
+  /** Coalesces the burst of events one copy makes into one refresh per path. */
+  private schedule (rel: string): void {
+    clearTimeout(this.pending.get(rel))
+    this.pending.set(rel, setTimeout(() => {
+      this.pending.delete(rel)
+      void this.onChange(rel).catch(err => this.opts.log.warn({ err, path: rel }, 'could not re-index a changed file'))
+    }, SETTLE_MS))
+  }
+
+  private async onChange (rel: string): Promise<void> {
+    if (this.hidden(rel)) return
+    const facts = await this.statInside(rel)
+    if (facts?.stats.isDirectory() === true) {
+      const files: FileFacts[] = []
+      await this.walk(rel, files, new Set())
+      for (const f of files) await this.refresh(f.rel)
+      return
+    }
+    if (facts === undefined) this.forgetDir(rel)
+    await this.refresh(rel)
+  }
+
+  private forgetDir (rel: string): void {
+    if (!this.dirs.has(rel)) return
+    for (const d of [...this.dirs]) if (d === rel || d.startsWith(rel + '/')) this.dirs.delete(d)
+    const gone = new Map<string, undefined>()
+    for (const path of this.assets.keys()) if (path.startsWith(rel + '/')) gone.set(path, undefined)
+    this.swap(gone)
+  }
+
+  private warnOnce (key: string, obj: object, msg: string): void {
+    if (this.warned.has(key)) return
+    this.warned.add(key)
+    this.opts.log.warn(obj, msg)
+  }
+}
+
+/** Chooses which files live in memory at start-up: smallest first, until the budget is spent. */
+function admit (files: FileFacts[], budget: number): Set<string> {
+  const chosen = new Set<string>()
+  let used = 0
+  for (const f of [...files].sort((a, b) => a.stats.size - b.stats.size)) {
+    if (used + f.stats.size > budget) break
+    used += f.stats.size
+    chosen.add(f.rel)
+  }
+  return chosen
+}
+
+export function hashBuffer (buf: Buffer): string {
+  return createHash('sha256').update(buf).digest('base64url').slice(0, 27)
+}
+
+async function hashFile (file: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer)
+  return hash.digest('base64url').slice(0, 27)
+}
+
+const delay = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))

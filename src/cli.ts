@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+/**
+ * `wasm-serve [dir]` and `wasm-serve compress <dir>`: a thin shell over the plugin (SPEC §1, §3).
+ * It turns flags, environment and the config file into options, binds, prints where it listens,
+ * and closes gracefully on SIGTERM/SIGINT.
+ */
+import { readFileSync, statSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { helpText, parseCli, UsageError } from './config.js'
+import { OptionsError } from './options.js'
+import { createServer } from './server.js'
+
+const DEMO = fileURLToPath(new URL('../public', import.meta.url))
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+const PORT_TRIES = 10
+const SHUTDOWN_GRACE_MS = 8000
+
+async function main (argv: string[]): Promise<number> {
+  if (argv[0] === 'compress') {
+    const { runCompress } = await import('./compress/index.js')
+    return runCompress(argv.slice(1))
+  }
+  const cli = parseCli(argv, process.env, process.cwd())
+  if (cli.help) { process.stdout.write(helpText()); return 0 }
+  if (cli.version) { process.stdout.write(`wasm-serve ${VERSION}\n`); return 0 }
+  const root = cli.options.root ?? DEMO
+  const label = cli.rootLabel ?? 'the demo'
+  if (!isDirectory(root)) throw new UsageError(`directory not found: ${label}`)
+  const app = await createServer({ options: { ...cli.options, root } })
+  const address = await listen(app, cli.options.host, cli.options.port)
+  announce({ label, address, app })
+  closeOnSignals(app)
+  return 0
+}
+
+function isDirectory (path: string): boolean {
+  try { return statSync(path).isDirectory() } catch { return false }
+}
+
+/** Binds, moving to the next port when the asked one is taken, and saying so. */
+async function listen (app: FastifyInstance, host: string, port: number): Promise<string> {
+  for (let attempt = 0; ; attempt++) {
+    const tryPort = port === 0 ? 0 : port + attempt
+    try {
+      const address = await app.listen({ host, port: tryPort })
+      if (attempt > 0) process.stderr.write(`wasm-serve: port ${port} is in use, using ${tryPort} instead\n`)
+      return address
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || port === 0 || attempt + 1 >= PORT_TRIES) throw err
+    }
+  }
+}
+
+function announce (input: { label: string, address: string, app: FastifyInstance }): void {
+  const url = input.address.replace('://[::1]', '://localhost')
+  if (process.stdout.isTTY === true) {
+    process.stdout.write(`\n  wasm-serve ${VERSION}\n\n  Serving   ${input.label}\n  Local     ${url}\n\n  Ctrl+C to stop\n\n`)
+  } else {
+    process.stdout.write(`wasm-serve ${VERSION} serving ${input.label} at ${url}\n`)
+  }
+}
+
+/** SIGTERM/SIGINT: stop accepting, let in-flight responses finish, exit 0 (SPEC §5). */
+function closeOnSignals (app: FastifyInstance): void {
+  let closing = false
+  const close = (signal: string) => {
+    if (closing) return
+    closing = true
+    app.log.info({ signal }, 'shutting down')
+    const force = setTimeout(() => { app.server.closeAllConnections(); process.exit(0) }, SHUTDOWN_GRACE_MS)
+    force.unref()
+    app.close().then(() => process.exit(0), () => process.exit(1))
+  }
+  process.on('SIGTERM', () => close('SIGTERM'))
+  process.on('SIGINT', () => close('SIGINT'))
+}
+
+main(process.argv.slice(2)).then(code => { if (code !== 0) process.exitCode = code }, (err: unknown) => {
+  if (err instanceof UsageError || err instanceof OptionsError) process.stderr.write(`wasm-serve: ${err.message}\n`)
+  else process.stderr.write(`wasm-serve: ${(err as Error).message ?? String(err)}\n`)
+  process.exitCode = 1
+})

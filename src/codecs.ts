@@ -1,0 +1,207 @@
+/**
+ * The one place that knows how to encode and decode content codings (SPEC D4, §4). Used by
+ * `wasm-serve compress` (level 'max', in worker threads) and by the server's on-the-fly compression
+ * ('fast' while the 'max' one runs). Every call goes through zlib's async API, so the work runs on
+ * libuv's thread pool and never blocks the event loop.
+ */
+import { isUtf8 } from 'node:buffer'
+import { extname } from 'node:path'
+import { promisify } from 'node:util'
+import * as zlib from 'node:zlib'
+import mime from 'mime-types'
+import type { EncodingToken } from './encodings.js'
+
+type Codec = (buf: Buffer, opts: object, cb: (err: Error | null, out: Buffer) => void) => void
+
+/**
+ * zstd arrived in node:zlib in 22.15 / 23.8; @types/node@20 does not declare it, so it is reached
+ * through a loosely typed view and detected at run time rather than by version number.
+ */
+const zlibAny = zlib as unknown as Record<string, unknown> & { constants: Record<string, number> }
+const zstdCompressFn = zlibAny.zstdCompress as Codec | undefined
+const zstdDecompressFn = zlibAny.zstdDecompress as Codec | undefined
+
+export const zstdAvailable: boolean =
+  typeof zstdCompressFn === 'function' && typeof zstdDecompressFn === 'function'
+
+/** RFC 9659 §3: browsers decode zstd with at most an 8 MB window (Chrome: ERR_ZSTD_WINDOW_SIZE_TOO_BIG). */
+export const ZSTD_MAX_WINDOW_LOG = 23
+export const ZSTD_MAX_WINDOW = 2 ** ZSTD_MAX_WINDOW_LOG
+/** RFC 7932 §9.1: a standard brotli stream has a window of 10..24 bits; browsers reject large-window streams. */
+export const BROTLI_MAX_WINDOW_BITS = 24
+
+const brotliCompressAsync = promisify(zlib.brotliCompress)
+const brotliDecompressAsync = promisify(zlib.brotliDecompress)
+const gzipAsync = promisify(zlib.gzip)
+const gunzipAsync = promisify(zlib.gunzip)
+
+function zstdCall (fn: Codec | undefined, buf: Buffer, opts: object): Promise<Buffer> {
+  if (fn === undefined) {
+    return Promise.reject(new Error(`zstd is not available in Node ${process.version} (needs 22.15+ or 23.8+)`))
+  }
+  return new Promise((resolve, reject) => {
+    fn(buf, opts, (err, out) => { err ? reject(err) : resolve(out) })
+  })
+}
+
+/** Smallest window (in bits) whose size, 2^bits − 16 (RFC 7932 §9.1), holds the whole input. */
+export function brotliWindowBitsFor (size: number): number {
+  let bits = 10
+  while (bits < BROTLI_MAX_WINDOW_BITS && (2 ** bits) - 16 < size) bits++
+  return bits
+}
+
+/** Smallest zstd window log holding the input, capped at the browser limit (RFC 9659). */
+function zstdWindowLogFor (size: number): number {
+  let log = 10
+  while (log < ZSTD_MAX_WINDOW_LOG && 2 ** log < size) log++
+  return log
+}
+
+function brotliOptions (buf: Buffer, level: 'max' | 'fast'): zlib.BrotliOptions {
+  const c = zlib.constants
+  // Quality 11 is brotli's densest setting; 4 is about as fast as gzip -6 and still denser.
+  return {
+    params: {
+      [c.BROTLI_PARAM_QUALITY]: level === 'max' ? 11 : 4,
+      [c.BROTLI_PARAM_LGWIN]: brotliWindowBitsFor(buf.length),
+      [c.BROTLI_PARAM_SIZE_HINT]: Math.min(buf.length, 2 ** 30),
+      // TEXT mode tunes literal context modelling for UTF-8; wasm and other binaries stay GENERIC.
+      [c.BROTLI_PARAM_MODE]: isUtf8(buf) ? c.BROTLI_MODE_TEXT : c.BROTLI_MODE_GENERIC,
+    },
+  }
+}
+
+function zstdOptions (buf: Buffer, level: 'max' | 'fast'): object {
+  const c = zlibAny.constants
+  return {
+    params: {
+      [c.ZSTD_c_compressionLevel]: level === 'max' ? 19 : 3,
+      [c.ZSTD_c_windowLog]: zstdWindowLogFor(buf.length),
+      // The frame content size lets the server spot a stale .zst without decoding it (SPEC D3).
+      [c.ZSTD_c_contentSizeFlag]: 1,
+    },
+    pledgedSrcSize: buf.length,
+  }
+}
+
+/** Encodes `buf` with `token`; 'max' for precompression, 'fast' for a first on-the-fly response. */
+export async function encode (buf: Buffer, token: EncodingToken, level: 'max' | 'fast' = 'max'): Promise<Buffer> {
+  switch (token) {
+    case 'br': return brotliCompressAsync(buf, brotliOptions(buf, level))
+    case 'gzip': return gzipAsync(buf, { level: level === 'max' ? 9 : 1 })
+    case 'zstd': return zstdCall(zstdCompressFn, buf, zstdOptions(buf, level))
+  }
+}
+
+/** Decodes `buf` encoded with `token`. zstd is decoded with the browser window limit enforced. */
+export async function decode (buf: Buffer, token: EncodingToken): Promise<Buffer> {
+  switch (token) {
+    case 'br': return brotliDecompressAsync(buf)
+    case 'gzip': return gunzipAsync(buf)
+    case 'zstd':
+      return zstdCall(zstdDecompressFn, buf, {
+        params: { [zlibAny.constants.ZSTD_d_windowLogMax]: ZSTD_MAX_WINDOW_LOG },
+      })
+  }
+}
+
+/**
+ * WBITS of a brotli stream, from its first bits (RFC 7932 §9.1, read LSB first): 10..24. A large-window
+ * stream (the 0010001 marker of the large-window extension, which browsers refuse) gives -1.
+ */
+export function brotliWindowBits (buf: Buffer): number {
+  if (buf.length === 0) throw new RangeError('empty brotli stream')
+  const bits = buf.length > 1 ? buf[0] | (buf[1] << 8) : buf[0]
+  if ((bits & 1) === 0) return 16
+  const n = (bits >> 1) & 7
+  if (n !== 0) return 17 + n
+  const m = (bits >> 4) & 7
+  if (m === 1) return -1
+  return m === 0 ? 17 : 8 + m
+}
+
+/** Size of the gzip member's uncompressed data mod 2^32 (ISIZE, RFC 1952 §2.3); needs only the last 4 bytes. */
+export function gzipDecodedSize (buf: Buffer): number {
+  if (buf.length < 4) throw new RangeError('gzip data too short for an ISIZE trailer')
+  return buf.readUInt32LE(buf.length - 4)
+}
+
+interface ZstdHeader { windowSize: number, contentSize: number | undefined }
+
+const ZSTD_MAGIC = 0xFD2FB528
+const DICT_ID_BYTES = [0, 1, 2, 4]
+const FCS_BYTES = [0, 2, 4, 8]
+
+/** Parses the first zstd frame header (RFC 8878 §3.1.1.1), skipping skippable frames (§3.1.2). */
+function parseZstdHeader (buf: Buffer): ZstdHeader {
+  let at = 0
+  while (at + 8 <= buf.length && (buf.readUInt32LE(at) & 0xFFFFFFF0) === 0x184D2A50) {
+    at += 8 + buf.readUInt32LE(at + 4)
+  }
+  if (at + 5 > buf.length || buf.readUInt32LE(at) !== ZSTD_MAGIC) throw new RangeError('not a zstd frame')
+  const fhd = buf[at + 4]
+  const singleSegment = (fhd & 0x20) !== 0
+  const fcsFlag = fhd >> 6
+  let pos = at + 5
+  let windowSize = 0
+  if (!singleSegment) {
+    if (pos >= buf.length) throw new RangeError('zstd frame header truncated')
+    const wd = buf[pos++]
+    const windowLog = 10 + (wd >> 3)
+    windowSize = 2 ** windowLog + (2 ** windowLog / 8) * (wd & 7)
+  }
+  pos += DICT_ID_BYTES[fhd & 3]
+  const fcsBytes = fcsFlag === 0 && singleSegment ? 1 : FCS_BYTES[fcsFlag]
+  if (pos + fcsBytes > buf.length) throw new RangeError('zstd frame header truncated')
+  const contentSize = readFcs(buf, pos, fcsBytes)
+  return { windowSize: singleSegment ? contentSize ?? 0 : windowSize, contentSize }
+}
+
+function readFcs (buf: Buffer, pos: number, bytes: number): number | undefined {
+  switch (bytes) {
+    case 1: return buf[pos]
+    case 2: return buf.readUInt16LE(pos) + 256 // RFC 8878: the 2-byte field is offset by 256
+    case 4: return buf.readUInt32LE(pos)
+    case 8: return Number(buf.readBigUInt64LE(pos))
+    default: return undefined
+  }
+}
+
+/**
+ * Window_Size of the first zstd frame: from the Window_Descriptor, or the Frame_Content_Size when
+ * Single_Segment_flag is set (RFC 8878 §3.1.1.1.2). Browsers refuse frames above 8 MB (RFC 9659).
+ * Needs only the header (at most 18 bytes after any skippable frames). Throws on a non-zstd buffer.
+ */
+export function zstdFrameWindowSize (buf: Buffer): number {
+  return parseZstdHeader(buf).windowSize
+}
+
+/** Frame_Content_Size of the first zstd frame, or undefined when the encoder did not record it. */
+export function zstdContentSize (buf: Buffer): number | undefined {
+  return parseZstdHeader(buf).contentSize
+}
+
+/**
+ * Extensions decided here rather than by MIME type. mime-types has no type for some web formats
+ * (.wat, .wast, Emscripten/Unity .data, Godot .pck) and its types for others say nothing about
+ * whether the bytes are already compressed (.ico holds BMPs that shrink; .woff2 is brotli inside).
+ */
+const COMPRESSIBLE_EXT = new Set([
+  'wasm', 'wat', 'wast', 'js', 'mjs', 'cjs', 'map', 'css', 'html', 'htm', 'json', 'svg', 'txt',
+  'xml', 'md', 'csv', 'ico', 'ttf', 'otf', 'eot', 'data', 'pck', 'webmanifest',
+])
+const INCOMPRESSIBLE_EXT = new Set([
+  'woff', 'woff2', 'png', 'jpg', 'jpeg', 'gif', 'webp', 'avif', 'jxl', 'heic', 'mp4', 'webm', 'mp3',
+  'ogg', 'opus', 'zip', 'gz', 'tgz', 'br', 'zst', 'xz', 'bz2', '7z', 'rar', 'pdf',
+])
+const COMPRESSIBLE_TYPE = /^text\/|^application\/(json|javascript|xml|wasm)$|\+(json|xml)$/
+
+/** Whether encoding the file is worth it: text-like formats and wasm yes, already-compressed media no. */
+export function isCompressible (fileName: string): boolean {
+  const ext = extname(fileName).slice(1).toLowerCase()
+  if (COMPRESSIBLE_EXT.has(ext)) return true
+  if (INCOMPRESSIBLE_EXT.has(ext)) return false
+  const type = mime.lookup(fileName)
+  return type !== false && COMPRESSIBLE_TYPE.test(type)
+}

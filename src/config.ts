@@ -1,0 +1,149 @@
+/**
+ * The CLI's half of configuration (SPEC §3): flags, environment and the config file turned into the
+ * one options object the plugin takes. Precedence: defaults < file < `WASM_SERVE_*` / PORT / HOST <
+ * flags. Every flag is declared once in FLAGS, next to the option it sets; `--help` is printed from it.
+ */
+import { readFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { OptionsError, OptionsSchema, resolveOptions, type ResolvedOptions } from './options.js'
+
+type Raw = Record<string, unknown>
+
+interface Flag {
+  name: string
+  short?: string
+  /** The option it sets; absent for CLI-only flags. */
+  key?: string
+  arg?: string
+  /** Value used when the flag is given without `=value`. */
+  bare?: string
+  multiple?: boolean
+  doc: string
+  toOption?: (value: string) => unknown
+}
+
+const origins = (v: string) => v === '*' ? { origin: '*' } : { origin: v.split(',').map(s => s.trim()).filter(Boolean) }
+
+export const FLAGS: Flag[] = [
+  { name: 'port', short: 'p', key: 'port', arg: 'N', doc: 'port to listen on (env PORT; default 8080, 0 = any free port)', toOption: Number },
+  { name: 'host', key: 'host', arg: 'HOST', doc: 'address to bind (env HOST; default 127.0.0.1)' },
+  { name: 'config', short: 'c', arg: 'FILE', doc: 'JSON config file (see config.example.json)' },
+  { name: 'isolate', key: 'crossOriginIsolation', arg: 'MODE', bare: 'require-corp', doc: 'cross-origin isolation: COOP + COEP (require-corp, or --isolate=credentialless)' },
+  { name: 'cors', key: 'cors', arg: 'ORIGIN', bare: '*', doc: 'CORS for every origin, or --cors=https://a.example,https://b.example', toOption: origins },
+  { name: 'spa', key: 'spa', arg: 'PAGE', bare: 'index.html', doc: 'single-page app: unknown extension-less paths get index.html (or --spa=PAGE)' },
+  { name: 'early-hints', key: 'earlyHints', doc: 'send preload links first as 103 Early Hints' },
+  { name: 'preload', key: 'preload', arg: 'URL', multiple: true, doc: 'add Link: rel=preload for URL to HTML responses (repeatable)' },
+  { name: 'memory-budget', key: 'memoryBudget', arg: 'SIZE', doc: 'bytes of files held in memory (default 256MB)' },
+  { name: 'quiet', short: 'q', doc: 'no request log lines (log level warn)' },
+  { name: 'log-level', key: 'logLevel', arg: 'LEVEL', doc: 'fatal, error, warn, info (default), debug, trace or silent' },
+  { name: 'help', short: 'h', doc: 'show this help' },
+  { name: 'version', short: 'v', doc: 'show the version' },
+]
+
+export interface CliRequest {
+  options: ResolvedOptions & { root: string | null }
+  help: boolean
+  version: boolean
+  /** Where the root came from, for messages: the argument as typed, or the config key. */
+  rootLabel: string | null
+}
+
+export class UsageError extends Error { readonly code = 'WASM_SERVE_USAGE' }
+
+/** Parses argv (without node and script) and env into validated options. Throws UsageError or OptionsError. */
+export function parseCli (argv: string[], env: NodeJS.ProcessEnv, cwd: string): CliRequest {
+  const parsed = parseFlags(argv)
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>
+  if (values.help === true || values.version === true) {
+    return { options: resolveOptions({}), help: values.help === true, version: values.version === true, rootLabel: null }
+  }
+  if (parsed.positionals.length > 1) throw new UsageError(`expected at most one directory, got: ${parsed.positionals.join(' ')}`)
+  const file = typeof values.config === 'string' ? readConfigFile(resolve(cwd, values.config)) : {}
+  const layered: Raw = { ...file, ...fromEnv(env), ...fromFlags(values) }
+  if (values.quiet === true && values['log-level'] === undefined) layered.logLevel = 'warn'
+  const dir = parsed.positionals[0]
+  if (dir !== undefined) layered.root = resolve(cwd, dir)
+  else if (typeof env.WASM_SERVE_ROOT === 'string') layered.root = resolve(cwd, env.WASM_SERVE_ROOT)
+  const options = resolveOptions(layered, 'options') as CliRequest['options']
+  return { options, help: false, version: false, rootLabel: dir ?? (typeof layered.root === 'string' ? layered.root : null) }
+}
+
+function parseFlags (argv: string[]) {
+  // util.parseArgs has no optional values: `--isolate` alone becomes `--isolate=require-corp`.
+  const args = argv.map(a => {
+    const flag = FLAGS.find(f => a === `--${f.name}` && f.bare !== undefined)
+    return flag === undefined ? a : `--${flag.name}=${flag.bare!}`
+  })
+  const options = Object.fromEntries(FLAGS.map(f => [f.name, { type: f.arg === undefined ? 'boolean' : 'string', ...(f.short !== undefined ? { short: f.short } : {}), ...(f.multiple === true ? { multiple: true } : {}) }])) as NonNullable<Parameters<typeof parseArgs>[0]>['options']
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true })
+  } catch (err) {
+    throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''))
+  }
+}
+
+function fromFlags (values: Record<string, unknown>): Raw {
+  const out: Raw = {}
+  for (const flag of FLAGS) {
+    const value = values[flag.name]
+    if (flag.key === undefined || value === undefined) continue
+    out[flag.key] = typeof value === 'string' && flag.toOption !== undefined ? flag.toOption(value) : value
+  }
+  return out
+}
+
+/** `WASM_SERVE_MEMORY_BUDGET=64MB`, `WASM_SERVE_CORS=*`, `WASM_SERVE_ROUTES=[…]` (JSON), plus PORT and HOST. */
+export function fromEnv (env: NodeJS.ProcessEnv): Raw {
+  const out: Raw = {}
+  if (env.PORT !== undefined && env.PORT !== '') out.port = Number(env.PORT)
+  if (env.HOST !== undefined && env.HOST !== '') out.host = env.HOST
+  for (const key of Object.keys(OptionsSchema.properties)) {
+    const value = env[envName(key)]
+    if (value === undefined || value === '' || key === 'root') continue
+    out[key] = key === 'cors' && value !== 'false' ? (value.startsWith('{') ? parseEnvValue(value) : origins(value)) : parseEnvValue(value)
+  }
+  return out
+}
+
+export const envName = (key: string) => 'WASM_SERVE_' + key.replace(/[A-Z]/g, c => '_' + c).toUpperCase()
+
+function parseEnvValue (value: string): unknown {
+  try { return JSON.parse(value) } catch { return value.includes(',') ? value.split(',').map(s => s.trim()) : value }
+}
+
+/** Reads and validates the config file on its own, so its problems are reported with its name. */
+function readConfigFile (file: string): Raw {
+  let text: string
+  try { text = readFileSync(file, 'utf8') } catch { throw new UsageError(`cannot read config file ${file}`) }
+  let data: unknown
+  try { data = JSON.parse(text) } catch (err) { throw new UsageError(`config file ${file} is not valid JSON: ${(err as Error).message}`) }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new OptionsError([{ path: '', message: 'expected an object' }], `config file ${file}`)
+  resolveOptions(data, `config file ${file}`)
+  const raw = data as Raw
+  const base = dirname(file)
+  if (typeof raw.root === 'string') raw.root = resolve(base, raw.root)
+  const compress = raw.compress as Raw | undefined
+  if (typeof compress?.cacheDir === 'string') raw.compress = { ...compress, cacheDir: resolve(base, compress.cacheDir) }
+  return raw
+}
+
+export function helpText (): string {
+  const lines = FLAGS.map(f => {
+    const left = `${f.short !== undefined ? `-${f.short}, ` : '    '}--${f.name}${f.arg !== undefined ? (f.bare !== undefined ? `[=${f.arg}]` : ` ${f.arg}`) : ''}`
+    return `  ${left.padEnd(28)} ${f.doc}`
+  })
+  return [
+    'Usage: wasm-serve [dir] [options]',
+    '       wasm-serve compress <dir> [--encodings br,zstd,gzip] [--min-size N] [--dry-run] [--force]',
+    '',
+    'Serves dir (default: the bundled demo) with WebAssembly-tuned delivery: exact types, precompressed',
+    'siblings, Content-Length and X-Decoded-Content-Length, content ETags, ranges, cache policy.',
+    '',
+    'Options:',
+    ...lines,
+    '',
+    `Every config key can also be set as WASM_SERVE_<KEY> (e.g. ${envName('memoryBudget')}=64MB, ${envName('crossOriginIsolation')}=require-corp).`,
+    'Precedence: defaults < config file < environment < flags.',
+  ].join('\n') + '\n'
+}

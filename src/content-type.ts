@@ -1,0 +1,18 @@
+import mime from 'mime-types'
+import { encodingOfSuffix } from './encodings.js'
+
+/**
+ * Content-Type for a file name (SPEC D1). `.wasm` is always exactly `application/wasm`: browsers
+ * reject any parameter (`application/wasm; charset=utf-8`) in instantiateStreaming (WebAssembly
+ * web-api spec, "Content-Type is not application/wasm"). Text types carry `; charset=utf-8`.
+ */
+export function contentTypeFor (name: string): string {
+  if (name.toLowerCase().endsWith('.wasm')) return 'application/wasm'
+  return mime.contentType(name.slice(name.lastIndexOf('/') + 1)) || 'application/octet-stream'
+}
+
+/** The name a sibling stands for: `x.wasm.br` → `x.wasm` (D3), or the name itself. */
+export function originalName (name: string): string {
+  const enc = encodingOfSuffix(name)
+  return enc === undefined ? name : name.slice(0, -enc.suffix.length)
+}

@@ -1,0 +1,21 @@
+/**
+ * Error responses in one place (STYLE 8): a status, a fixed plain-text body, never a filesystem path
+ * or anything echoed from the request.
+ */
+import type { FastifyReply } from 'fastify'
+
+const TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  416: 'Range Not Satisfiable',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+}
+
+export function sendError (reply: FastifyReply, status: number, headers: Record<string, string> = {}): FastifyReply {
+  const body = `${TEXT[status] ?? 'Error'}\n`
+  return reply.code(status).headers({ ...headers, 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).send(body)
+}

@@ -1,0 +1,66 @@
+/**
+ * Accept-Encoding negotiation (SPEC D2, RFC 9110 §12.5.3).
+ *
+ * Hand-written on purpose: the kept parsers get the RFC's specificity rule wrong for this use.
+ * `negotiator` and `@fastify/accept-negotiator` both let `*` override an explicit `br;q=0`
+ * ("br;q=0, *" selects br), compare tokens case-sensitively and do not know `x-gzip`.
+ */
+import type { Coding } from './encodings.js'
+
+const QVALUE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/
+const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/
+
+/** The q-value the header gives each token (lower-cased, `x-gzip` folded into gzip); invalid members are ignored. */
+export function parseAcceptEncoding (header: string): Map<string, number> {
+  const q = new Map<string, number>()
+  for (const member of header.split(',')) {
+    const [rawToken = '', ...params] = member.split(';')
+    let token = rawToken.trim().toLowerCase()
+    if (token === '') continue
+    if (!TOKEN.test(token)) continue
+    if (token === 'x-gzip') token = 'gzip'
+    let value = 1
+    for (const param of params) {
+      const [name = '', v = ''] = param.split('=').map(s => s.trim())
+      if (name.toLowerCase() !== 'q') continue
+      value = QVALUE.test(v) ? Number(v) : Number.NaN
+    }
+    if (Number.isNaN(value)) continue
+    q.set(token, Math.max(value, q.get(token) ?? 0))
+  }
+  return q
+}
+
+/** How acceptable one coding is: its own entry, else `*`, else (identity only) acceptable by default. */
+export function qualityOf (accepted: Map<string, number>, coding: Coding): number {
+  const own = accepted.get(coding)
+  if (own !== undefined) return own
+  const star = accepted.get('*')
+  if (star !== undefined) return star
+  return coding === 'identity' ? 1 : 0
+}
+
+const cache = new Map<string, Map<string, number>>()
+const CACHE_LIMIT = 512
+
+/**
+ * Picks the coding to send among `available` (in server preference order), or null when the client
+ * accepts none of them (then 406). A request without Accept-Encoding gets identity: RFC 9110 allows
+ * any coding then, but curl and wget without --compressed would save undecodable bytes (nginx agrees).
+ */
+export function negotiate (header: string | undefined, available: readonly Coding[]): Coding | null {
+  if (header === undefined) return available.includes('identity') ? 'identity' : null
+  let accepted = cache.get(header)
+  if (accepted === undefined) {
+    accepted = parseAcceptEncoding(header)
+    if (cache.size >= CACHE_LIMIT) cache.clear()
+    cache.set(header, accepted)
+  }
+  let best: Coding | null = null
+  let bestQ = 0
+  for (const coding of available) {
+    const q = qualityOf(accepted, coding)
+    if (q > bestQ) { best = coding; bestQ = q }
+  }
+  return best
+}

@@ -1,0 +1,109 @@
+/**
+ * Every option wasm-serve has, defined once (STYLE 3): type, default and doc text live in this JSON
+ * Schema. The plugin's TypeScript types, the config-file validation, `config.example.json` and the
+ * README's option list all come from it (test/options.test.ts checks the last two against it).
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import AjvModule, { type ErrorObject } from 'ajv'
+import bytes from 'bytes'
+
+/** `expected` is our own keyword: the one-line description used in error messages for unions. */
+const oneOf = <T extends TSchema[]>(schemas: [...T], expected: string, extra: object) =>
+  Type.Union(schemas, { expected, ...extra })
+
+const Route = Type.Object({
+  match: Type.String({ minLength: 1, description: 'Glob over the served file\'s path relative to the root (picomatch syntax), e.g. "**/*.html" or "assets/**". `/` is matched as "index.html".' }),
+  cacheControl: Type.Optional(Type.String({ minLength: 1, description: 'Cache-Control value for matching files.' })),
+  headers: Type.Optional(Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String(), { description: 'Extra response headers for matching files. Names must be tokens; values may not contain CR, LF or NUL; hop-by-hop headers are refused.' })),
+  preload: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { description: 'Absolute URL paths to announce with `Link: rel=preload` (rel=modulepreload for .js/.mjs) on matching HTML responses, and in a 103 when earlyHints is on.' })),
+}, { additionalProperties: false })
+
+export const OptionsSchema = Type.Object({
+  root: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'Directory to serve. In a config file it is relative to the file. Without one the CLI serves its bundled demo.' })),
+  host: Type.Optional(Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address the CLI binds (env HOST). The Docker image sets 0.0.0.0.' })),
+  port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Port the CLI binds (env PORT); 0 picks a free one. When it is taken the CLI says so and uses the next free one.' })),
+  precompressed: Type.Optional(Type.Array(Type.Union([Type.Literal('br'), Type.Literal('zstd'), Type.Literal('gzip')]), { uniqueItems: true, default: ['br', 'zstd', 'gzip'], description: 'Which precompressed siblings (x.br, x.zst, x.gz) are served, in server preference order for q-value ties.' })),
+  compress: Type.Optional(Type.Object({
+    onTheFly: Type.Optional(Type.Boolean({ default: true, description: 'Compress compressible files that have no siblings, once, off the event loop, and cache the result.' })),
+    minSize: Type.Optional(Type.Integer({ minimum: 0, default: 1024, description: 'Files smaller than this many bytes are never encoded (they would grow).' })),
+    cacheDir: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'Where encodings made on the fly are kept beyond the memory budget; null means a folder under the OS temp dir. Never inside the root.' })),
+  }, { additionalProperties: false, default: {}, description: 'On-the-fly compression of files without siblings.' })),
+  crossOriginIsolation: Type.Optional(oneOf([Type.Literal(false), Type.Literal('require-corp'), Type.Literal('credentialless')], 'false, "require-corp" or "credentialless"', { default: false, description: 'Send COOP same-origin and this COEP on documents and CORP on assets, so crossOriginIsolated is true (wasm threads, SharedArrayBuffer).' })),
+  cors: Type.Optional(oneOf([Type.Literal(false), Type.Object({
+    origin: oneOf([Type.Literal('*'), Type.Array(Type.String({ pattern: '^https?://[^/]+$' }), { minItems: 1 })], '"*" or a list of origins like "https://app.example"', {}),
+  }, { additionalProperties: false })], 'false or { "origin": "*" | ["https://…"] }', { default: false, description: 'CORS for the served files: Access-Control-Allow-Origin, exposed X-Decoded-Content-Length and ETag, Timing-Allow-Origin, preflight answers.' })),
+  earlyHints: Type.Optional(Type.Boolean({ default: false, description: 'Send preload links first as a 103 Early Hints response (honoured by Chrome over HTTP/2).' })),
+  preload: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { default: [], description: 'Preload links added to every HTML response (CLI --preload URL, repeatable), after any route preloads.' })),
+  spa: Type.Optional(oneOf([Type.Literal(false), Type.String({ pattern: '\\.html?$' })], 'false or the page to serve, e.g. "index.html"', { default: false, description: 'Answer unknown extension-less paths that accept HTML with this page. Paths with an extension are still 404.' })),
+  dotfiles: Type.Optional(Type.Union([Type.Literal('deny'), Type.Literal('allow')], { default: 'deny', description: '"deny" answers 404 for any path with a segment starting with "." (except .well-known); "allow" serves them.' })),
+  memoryBudget: Type.Optional(oneOf([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^\\s*\\d+(\\.\\d+)?\\s*([kKmMgGtT]?[bB])?\\s*$' })], 'a byte count or a size like "256MB"', { default: '256MB', description: 'Bytes of file contents (all representations) held in memory; larger files are streamed from disk with their known length.' })),
+  routes: Type.Optional(Type.Array(Route, { default: [], description: 'Cache policy and extra headers by glob; the first matching route wins.' })),
+  healthz: Type.Optional(Type.Boolean({ default: false, description: 'Answer GET /healthz with 200 (on in the CLI and Docker, off by default in the plugin).' })),
+  methodNotAllowed: Type.Optional(Type.Boolean({ default: false, description: 'Answer other methods on static paths with 405 and Allow (on in the CLI and Docker; the plugin leaves the app\'s routes alone by default).' })),
+  logLevel: Type.Optional(Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info', description: 'CLI log level (pino); --quiet is "warn".' })),
+}, { additionalProperties: false })
+
+/** Options as a user writes them (plugin options, config file). */
+export type WasmServeOptions = Static<typeof OptionsSchema>
+type DeepRequired<T> = T extends unknown[] ? T : T extends object ? { [K in keyof T]-?: DeepRequired<T[K]> } : T
+/** Options after defaults are applied. `memoryBudget` is in bytes. */
+export type ResolvedOptions = Omit<DeepRequired<WasmServeOptions>, 'memoryBudget'> & { memoryBudget: number }
+export type RouteOptions = Static<typeof Route>
+
+const Ajv = AjvModule.default ?? AjvModule
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false })
+const check = ajv.compile(OptionsSchema)
+
+/** One problem found in the options, with its JSON path (RFC 6901), e.g. `/routes/0/match`. */
+export interface OptionProblem { path: string, message: string }
+
+export class OptionsError extends Error {
+  readonly code = 'WASM_SERVE_BAD_OPTIONS'
+  constructor (readonly problems: OptionProblem[], readonly source = 'options') {
+    super(`invalid ${source}:\n` + problems.map(p => `  ${p.path || '/'}: ${p.message}`).join('\n'))
+  }
+}
+
+/** Validates user options, fills defaults, and returns resolved options, or throws every problem at once. */
+export function resolveOptions (input: unknown, source = 'options'): ResolvedOptions {
+  const copy = structuredClone(input ?? {}) as Record<string, unknown>
+  const problems = check(copy) ? [] : describe(check.errors ?? [])
+  problems.push(...checkHeaders(copy))
+  if (problems.length > 0) throw new OptionsError(problems, source)
+  const opts = copy as unknown as ResolvedOptions & { memoryBudget: number | string }
+  return { ...opts, memoryBudget: typeof opts.memoryBudget === 'number' ? opts.memoryBudget : bytes.parse(opts.memoryBudget) ?? 0 }
+}
+
+/** Turns Ajv's errors into one line per problem; a failed union becomes one "expected …" line. */
+function describe (errors: ErrorObject[]): OptionProblem[] {
+  const unionPaths = new Set(errors.filter(e => e.keyword === 'anyOf').map(e => e.instancePath))
+  const out: OptionProblem[] = []
+  for (const e of errors) {
+    if (e.keyword !== 'anyOf' && [...unionPaths].some(p => e.instancePath === p && e.schemaPath.includes('/anyOf/'))) continue
+    out.push({ path: e.instancePath, message: messageOf(e) })
+  }
+  return out.filter((p, i) => out.findIndex(q => q.path === p.path && q.message === p.message) === i)
+}
+
+function messageOf (e: ErrorObject): string {
+  if (e.keyword === 'additionalProperties') return `unknown key "${String(e.params.additionalProperty)}"`
+  if (e.keyword === 'anyOf') return `expected ${String((e.parentSchema as { expected?: string }).expected ?? 'one of the allowed values')}`
+  if (e.keyword === 'pattern' && e.instancePath.includes('/headers')) return 'header names must be HTTP tokens'
+  return e.message ?? 'is invalid'
+}
+
+/** RFC 9110 §5.5: field values must not carry CR, LF or NUL; hop-by-hop headers belong to the connection. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'content-encoding'])
+function checkHeaders (opts: Record<string, unknown>): OptionProblem[] {
+  const routes = Array.isArray(opts.routes) ? opts.routes as Array<{ headers?: unknown }> : []
+  const problems: OptionProblem[] = []
+  routes.forEach((route, i) => {
+    if (route === null || typeof route.headers !== 'object' || route.headers === null) return
+    for (const [name, value] of Object.entries(route.headers)) {
+      const path = `/routes/${i}/headers/${name.replace(/~/g, '~0').replace(/\//g, '~1')}`
+      if (HOP_BY_HOP.has(name.toLowerCase())) problems.push({ path, message: `"${name}" is set by the server and may not be configured` })
+      if (typeof value === 'string' && /[\r\n\0]/.test(value)) problems.push({ path, message: 'header values may not contain CR, LF or NUL' })
+    }
+  })
+  return problems
+}

@@ -1,0 +1,118 @@
+/**
+ * The Fastify plugin: `app.register(wasmServe, { root: 'dist' })`. The CLI and the Docker image are
+ * thin shells over it (SPEC §1). The request pipeline reads top to bottom in `handle`:
+ * resolve (URL → path, D14) → catalog lookup (index, SPA) → negotiate + send (send.ts).
+ *
+ * Why not @fastify/static underneath: it streams every file from disk on every request (measured on
+ * this machine: 5.5k / 922 / 41 req/s for a 36 B / 866 KB / 32 MB br module, against 34k / 7.5k / 473
+ * for a Fastify route sending pre-read buffers, FACTS.md), derives ETags from size and mtime (not
+ * stable across replicas, D6), answers ranges over the encoded bytes (D8) and passes the sibling's
+ * path (`x.wasm.br`) to setHeaders. The catalog answers from memory with precomputed headers instead.
+ */
+import fp from 'fastify-plugin'
+import { resolve as resolvePathOnDisk } from 'node:path'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { Catalog, type Asset } from './catalog.js'
+import { resolveOptions, type ResolvedOptions, type WasmServeOptions } from './options.js'
+import { compilePolicy } from './policy.js'
+import { resolvePath } from './resolve.js'
+import { sendAsset } from './send.js'
+import { sendError } from './errors.js'
+import { corsFor, preflight } from './cors.js'
+
+export interface WasmServePluginOptions extends Omit<WasmServeOptions, 'root'> {
+  /** Directory to serve. */
+  root: string
+  /** URL prefix the files are served under, e.g. "/static". */
+  prefix?: string
+  /** Watch the root for changes (D16). Default true. */
+  watch?: boolean
+}
+
+export type { WasmServeOptions, ResolvedOptions } from './options.js'
+export { OptionsError, resolveOptions } from './options.js'
+
+const STATIC_METHODS = ['GET', 'HEAD'] as const
+const OTHER_METHODS = ['POST', 'PUT', 'DELETE', 'PATCH'] as const
+
+async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePluginOptions): Promise<void> {
+  const { prefix: rawPrefix = '', watch = true, ...rest } = pluginOptions
+  const opts = resolveOptions(rest)
+  if (opts.root === null) throw new Error('wasm-serve: the "root" option is required')
+  const prefix = rawPrefix.replace(/\/+$/, '')
+  const catalog = await Catalog.create({
+    root: resolvePathOnDisk(opts.root),
+    memoryBudget: opts.memoryBudget,
+    precompressed: opts.precompressed,
+    dotfiles: opts.dotfiles,
+    policy: compilePolicy(opts),
+    log: fastify.log,
+    watch,
+  })
+  fastify.addHook('onClose', async () => catalog.close())
+  fastify.log.debug({ files: catalog.size, bytesInMemory: catalog.bytesInMemory }, 'wasm-serve catalog ready')
+
+  const handler = (request: FastifyRequest, reply: FastifyReply) => handle({ request, reply, catalog, opts, prefix })
+  // `compress: false` keeps @fastify/compress (if the app registers it) off these routes: the
+  // representations here are already encoded and carry their own Content-Length and ETag (D4, D5).
+  const routeOptions = { compress: false } as Record<string, unknown>
+  fastify.route({ ...routeOptions, method: [...STATIC_METHODS], url: `${prefix}/*`, handler })
+  if (opts.cors !== false) fastify.route({ ...routeOptions, method: 'OPTIONS', url: `${prefix}/*`, handler: (request, reply) => preflight(opts, request, reply) })
+  if (opts.methodNotAllowed) {
+    const allow = opts.cors !== false ? 'GET, HEAD, OPTIONS' : 'GET, HEAD'
+    const methods = opts.cors !== false ? [...OTHER_METHODS] : [...OTHER_METHODS, 'OPTIONS']
+    fastify.route({ method: methods, url: `${prefix}/*`, handler: (_request, reply) => sendError(reply, 405, { allow }) })
+  }
+  if (opts.healthz) fastify.get(`${prefix}/healthz`, async () => ({ status: 'ok', files: catalog.size }))
+}
+
+interface HandleInput {
+  request: FastifyRequest
+  reply: FastifyReply
+  catalog: Catalog
+  opts: ResolvedOptions
+  prefix: string
+}
+
+async function handle (input: HandleInput): Promise<unknown> {
+  const { request, reply, catalog, opts } = input
+  const url = request.url
+  const query = url.indexOf('?')
+  const rawPath = (query === -1 ? url : url.slice(0, query)).slice(input.prefix.length)
+  const resolved = resolvePath(rawPath, opts.dotfiles)
+  if (!resolved.ok) return resolved.status === 404 ? reply.callNotFound() : sendError(reply, resolved.status)
+  const found = await lookup(catalog, resolved.path, resolved.directory)
+  if (found === 'redirect') {
+    const location = `${input.prefix}/${encodeURI(resolved.path)}/${query === -1 ? '' : url.slice(query)}`
+    return reply.code(301).header('location', location).send()
+  }
+  const asset = found ?? await spaFallback(input, resolved.path)
+  if (asset === undefined) return reply.callNotFound()
+  if (asset.isHtml && opts.earlyHints && asset.policy.links.length > 0 && request.method === 'GET') {
+    // FACTS.md: the promise resolves only when the response ends, so awaiting it would hang.
+    void Promise.resolve(reply.writeEarlyHints({ link: asset.policy.links })).catch(() => {})
+  }
+  return sendAsset({ request, reply, asset, catalog, extra: corsFor(opts, request, asset) })
+}
+
+/** A file, a directory's index.html, or a redirect that adds the directory's trailing slash. */
+async function lookup (catalog: Catalog, path: string, directory: boolean): Promise<Asset | 'redirect' | undefined> {
+  if (directory) return catalog.find(path === '' ? 'index.html' : `${path}/index.html`)
+  const asset = await catalog.find(path)
+  if (asset !== undefined) return asset
+  if (catalog.hasDir(path) && (await catalog.find(`${path}/index.html`)) !== undefined) return 'redirect'
+  return undefined
+}
+
+/** D15: unknown extension-less paths that accept HTML get the SPA page; anything with an extension stays 404. */
+async function spaFallback (input: HandleInput, path: string): Promise<Asset | undefined> {
+  const page = input.opts.spa
+  if (page === false) return undefined
+  const last = path.slice(path.lastIndexOf('/') + 1)
+  if (last.includes('.')) return undefined
+  if (!/text\/html|application\/xhtml\+xml/.test(input.request.headers.accept ?? '')) return undefined
+  return input.catalog.find(page.replace(/^\/+/, ''))
+}
+
+export default fp(wasmServe, { fastify: '5.x', name: 'wasm-serve' })
+export { wasmServe }

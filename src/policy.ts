@@ -1,0 +1,92 @@
+/**
+ * Route policy (SPEC D10–D13): which headers a served file gets besides its representation headers.
+ * Computed once per file when the catalog indexes it, so a request only merges precomputed objects.
+ */
+import picomatch from 'picomatch'
+import type { ResolvedOptions, RouteOptions } from './options.js'
+import { originalName } from './content-type.js'
+
+export const IMMUTABLE = 'public, max-age=31536000, immutable'
+export const REVALIDATE = 'no-cache'
+
+/**
+ * Does the file name carry a content hash (D10)? Recognises the hashes bundlers emit:
+ * - hex runs of 8+ that mix digits and letters (Parcel `index.2b3c4d5e.js`, webpack `[contenthash]`
+ *   20 hex, Unity "name files as hashes" 32 hex, wasm-pack via webpack);
+ * - Rollup/Vite and esbuild `name-XXXXXXXX.ext`: 8 base64url/base32 characters after the last `-`
+ *   that are not all lower-case letters or all digits (`index-DiwrgTda.js`, `main-K7ZBXP5Q.js`).
+ * Versions (`jquery-3.7.1.min.js`), years (`report-2024.pdf`) and plain names (`sqlite3.wasm`) do
+ * not count: a false "hashed" would pin a changing file in caches for a year, a false "not hashed"
+ * only costs a 304.
+ */
+export function isHashedName (fileName: string): boolean {
+  const base = originalName(fileName.slice(fileName.lastIndexOf('/') + 1))
+  const stem = base.replace(/\.[^.]*$/, '')
+  for (const part of base.split(/[.\-_]/)) {
+    if (/^[0-9a-f]{8,}$/i.test(part) && /\d/.test(part) && (/[a-f]/i.test(part) || part.length >= 16)) return true
+  }
+  const tail = /-([A-Za-z0-9_-]{8})$/.exec(stem)?.[1]
+  if (tail === undefined) return false
+  return !/^[a-z]+$/.test(tail) && !/^\d+$/.test(tail) && /[A-Z0-9]/.test(tail) && /[a-zA-Z]/.test(tail)
+}
+
+export interface FilePolicy {
+  /** Headers for every response for the file: 200, 206, 304 and HEAD alike. */
+  headers: Record<string, string>
+  /** Preload link values for HTML responses (also sent as 103 Early Hints when on). */
+  links: string[]
+}
+
+interface CompiledRoute { test: (path: string) => boolean, route: RouteOptions }
+
+/** Compiles the configured routes once; returns the per-file policy function. */
+export function compilePolicy (opts: ResolvedOptions): (path: string, type: string) => FilePolicy {
+  const routes: CompiledRoute[] = opts.routes.map(route => ({ test: picomatch(route.match, { dot: true }), route }))
+  return (path, type) => {
+    const route = routes.find(r => r.test(path))?.route
+    const isDocument = type.startsWith('text/html')
+    const headers: Record<string, string> = {
+      'cache-control': route?.cacheControl ?? (isHashedName(path) ? IMMUTABLE : REVALIDATE),
+      ...isolationHeaders(opts, type),
+      ...corsHeaders(opts),
+    }
+    for (const [name, value] of Object.entries(route?.headers ?? {})) headers[name.toLowerCase()] = value
+    const links = isDocument ? [...(route?.preload ?? []), ...opts.preload].map(preloadLink) : []
+    if (links.length > 0) headers.link = links.join(', ')
+    return { headers, links }
+  }
+}
+
+/**
+ * D11: `crossorigin` is required — the page's fetch() runs in CORS mode and a preload without it is
+ * not reused, so the module downloads twice (w3c/preload#100). Scripts get modulepreload.
+ */
+export function preloadLink (url: string): string {
+  const path = url.split(/[?#]/)[0] ?? url
+  const target = encodeURI(decodeURISafe(url))
+  return /\.m?js$/i.test(path) ? `<${target}>; rel=modulepreload; crossorigin` : `<${target}>; rel=preload; as=fetch; crossorigin`
+}
+
+function decodeURISafe (url: string): string {
+  try { return decodeURI(url) } catch { return url }
+}
+
+/** D12: COOP + COEP on documents (and worker scripts), CORP on everything served. */
+function isolationHeaders (opts: ResolvedOptions, type: string): Record<string, string> {
+  if (opts.crossOriginIsolation === false) return {}
+  const corp = opts.cors !== false ? 'cross-origin' : 'same-origin'
+  const isDocumentOrWorker = type.startsWith('text/html') || type.startsWith('text/javascript')
+  return isDocumentOrWorker
+    ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': opts.crossOriginIsolation, 'cross-origin-resource-policy': corp }
+    : { 'cross-origin-resource-policy': corp }
+}
+
+/** D13: the static half of CORS; a list of origins is answered per request (see cors.ts). */
+function corsHeaders (opts: ResolvedOptions): Record<string, string> {
+  if (opts.cors === false) return {}
+  const shared = {
+    'access-control-expose-headers': 'X-Decoded-Content-Length, ETag, Content-Length, Content-Encoding',
+    'timing-allow-origin': opts.cors.origin === '*' ? '*' : opts.cors.origin.join(', '),
+  }
+  return opts.cors.origin === '*' ? { 'access-control-allow-origin': '*', ...shared } : shared
+}

@@ -1,0 +1,36 @@
+/**
+ * URL path → catalog path, with the safety rules of SPEC D14. Runs before any lookup, on the raw
+ * request target, so nothing a client sends is normalized into a path it should not reach: a `..`
+ * segment, NUL or backslash after one or two rounds of percent-decoding is refused outright.
+ */
+export type Resolution =
+  | { ok: true, path: string, directory: boolean }
+  | { ok: false, status: 400 | 404 }
+
+const MAX_PATH = 4096
+const FORBIDDEN = /[\0-\x1f\x7f\\]/
+
+export function resolvePath (rawPath: string, dotfiles: 'deny' | 'allow'): Resolution {
+  if (rawPath.length > MAX_PATH || FORBIDDEN.test(rawPath)) return { ok: false, status: 400 }
+  const decoded = decodeOnce(rawPath)
+  if (decoded === undefined || isHostile(decoded)) return { ok: false, status: 400 }
+  // Double-encoded attacks (%252e%252e) only work against a server that decodes twice; refuse them
+  // anyway (D14), but a name that merely contains '%' still resolves with one decoding.
+  if (decoded.includes('%')) {
+    const twice = decodeOnce(decoded)
+    if (twice !== undefined && isHostile(twice)) return { ok: false, status: 400 }
+  }
+  const segments = decoded.split('/').filter(s => s !== '')
+  if (dotfiles === 'deny' && segments.some((s, i) => s.startsWith('.') && !(i === 0 && s === '.well-known'))) {
+    return { ok: false, status: 404 }
+  }
+  return { ok: true, path: segments.join('/'), directory: decoded.endsWith('/') || segments.length === 0 }
+}
+
+function decodeOnce (s: string): string | undefined {
+  try { return decodeURIComponent(s) } catch { return undefined } // malformed or overlong UTF-8
+}
+
+function isHostile (path: string): boolean {
+  return FORBIDDEN.test(path) || path.split('/').some(s => s === '..' || s === '.')
+}

@@ -1,0 +1,140 @@
+/**
+ * The last stage of the pipeline (STYLE 1): one asset, one request → 200, 206, 304, 406 or 416,
+ * for GET and HEAD alike (D9). Headers come precomputed from the catalog; only a range or a
+ * per-request CORS origin adds anything here.
+ */
+import { open } from 'node:fs/promises'
+import { Readable } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Asset, Catalog, Representation } from './catalog.js'
+import { negotiate } from './negotiate.js'
+import { parseRange } from './range.js'
+import { sendError } from './errors.js'
+
+export interface SendInput {
+  request: FastifyRequest
+  reply: FastifyReply
+  asset: Asset
+  catalog: Catalog
+  /** Per-request headers (CORS for a list of origins), applied last. */
+  extra?: Record<string, string>
+}
+
+export async function sendAsset (input: SendInput, attempt = 0): Promise<unknown> {
+  const { request, reply, asset } = input
+  const coding = negotiate(request.headers['accept-encoding'], asset.codings)
+  if (coding === null) return sendError(reply, 406, varyOf(asset))
+  const rep = asset.reps[asset.codings.indexOf(coding)]!
+  if (notModified(request, rep, asset)) return reply.code(304).headers(merge(rep.notModified, input.extra)).send()
+  const range = rangeFor(request, asset)
+  if (range === 'unsatisfiable') {
+    return sendError(reply, 416, { ...varyOf(asset), 'content-range': `bytes */${asset.identity.size}` })
+  }
+  if (range !== undefined) {
+    const { start, end } = range
+    const headers = { ...asset.identity.headers, 'content-length': String(end - start + 1), 'content-range': `bytes ${start}-${end}/${asset.identity.size}` }
+    return sendBody({ ...input, rep: asset.identity, headers: merge(headers, input.extra), status: 206, start, end }, attempt)
+  }
+  return sendBody({ ...input, rep, headers: merge(rep.headers, input.extra), status: 200, start: 0, end: rep.size - 1 }, attempt)
+}
+
+function merge (headers: Record<string, string>, extra: Record<string, string> | undefined): Record<string, string> {
+  return extra === undefined ? headers : { ...headers, ...extra }
+}
+
+function varyOf (asset: Asset): Record<string, string> {
+  const vary = asset.identity.headers.vary
+  return vary === undefined ? {} : { vary }
+}
+
+/** D6 / RFC 9110 §13.1.2–13.1.3: If-None-Match (weak comparison, lists, `*`) wins over If-Modified-Since. */
+function notModified (request: FastifyRequest, rep: Representation, asset: Asset): boolean {
+  const inm = request.headers['if-none-match']
+  if (inm !== undefined) {
+    if (inm.trim() === '*') return true
+    const mine = rep.etag
+    return inm.split(',').some(tag => stripWeak(tag.trim()) === mine)
+  }
+  const ims = request.headers['if-modified-since']
+  if (ims === undefined) return false
+  const since = Date.parse(ims)
+  return !Number.isNaN(since) && Math.floor(asset.lastModifiedMs / 1000) * 1000 <= since
+}
+
+const stripWeak = (tag: string) => tag.startsWith('W/') ? tag.slice(2) : tag
+
+/** D8: a single range of the identity bytes; If-Range must match (strongly) or the whole file is sent. */
+function rangeFor (request: FastifyRequest, asset: Asset): { start: number, end: number } | 'unsatisfiable' | undefined {
+  const header = request.headers.range
+  if (header === undefined) return undefined
+  const ifRange = request.headers['if-range']
+  if (typeof ifRange === 'string' && !ifRangeMatches(ifRange.trim(), asset)) return undefined
+  return parseRange(header, asset.identity.size)
+}
+
+function ifRangeMatches (value: string, asset: Asset): boolean {
+  if (value.startsWith('"')) return value === asset.identity.etag
+  if (value.startsWith('W/')) return false // weak tags never match for ranges (RFC 9110 §13.1.5)
+  const date = Date.parse(value)
+  return !Number.isNaN(date) && Math.floor(asset.lastModifiedMs / 1000) * 1000 === date
+}
+
+interface BodyInput extends SendInput {
+  rep: Representation
+  headers: Record<string, string>
+  status: 200 | 206
+  start: number
+  end: number
+}
+
+async function sendBody (input: BodyInput, attempt: number): Promise<unknown> {
+  const { reply, rep, start, end } = input
+  if (input.request.method === 'HEAD' || rep.body !== null) {
+    reply.code(input.status).headers(input.headers)
+    if (rep.body === null || input.request.method === 'HEAD') return reply.send()
+    return reply.send(start === 0 && end === rep.body.length - 1 ? rep.body : rep.body.subarray(start, end + 1))
+  }
+  const stream = await openChecked(rep, start, end)
+  if (stream !== undefined) return reply.code(input.status).headers(input.headers).send(stream)
+  // The file changed on disk since it was indexed (D16): index it again and answer from the new entry.
+  await input.catalog.refresh(input.asset.path)
+  const fresh = input.catalog.get(input.asset.path)
+  if (fresh === undefined) return reply.callNotFound()
+  if (attempt >= 2) return sendError(reply, 503)
+  return sendAsset({ ...input, asset: fresh }, attempt + 1)
+}
+
+/**
+ * Opens a streamed representation and checks it is still the file the headers describe. The last
+ * chunk is held back until a final check: if the file was rewritten in place while being sent, the
+ * connection is cut before the response is complete, so a client never accepts bytes that do not
+ * match the Content-Length and ETag it was given (D16).
+ */
+async function openChecked (rep: Representation, start: number, end: number): Promise<Readable | undefined> {
+  let fh
+  try { fh = await open(rep.file, 'r') } catch { return undefined }
+  const stats = await fh.stat()
+  if (stats.size !== rep.size || stats.mtimeMs !== rep.mtimeMs) { await fh.close(); return undefined }
+  return Readable.from(readChecked(fh, rep, start, end), { objectMode: false })
+}
+
+const CHUNK = 1 << 20
+
+async function * readChecked (fh: import('node:fs/promises').FileHandle, rep: Representation, start: number, end: number): AsyncGenerator<Buffer> {
+  try {
+    let position = start
+    while (position <= end) {
+      const length = Math.min(CHUNK, end - position + 1)
+      const { bytesRead, buffer } = await fh.read(Buffer.allocUnsafe(length), 0, length, position)
+      if (bytesRead === 0) throw new Error('file shrank while being sent')
+      position += bytesRead
+      if (position > end) {
+        const now = await fh.stat()
+        if (now.size !== rep.size || now.mtimeMs !== rep.mtimeMs) throw new Error('file changed while being sent')
+      }
+      yield bytesRead === length ? buffer : buffer.subarray(0, bytesRead)
+    }
+  } finally {
+    await fh.close()
+  }
+}

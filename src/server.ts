@@ -1,0 +1,44 @@
+/**
+ * The server the CLI and the Docker image run: a Fastify app with the plugin, a health endpoint,
+ * 405 for other methods (D17), plain-text errors, and one log line per request (SPEC §5).
+ */
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import wasmServe from './plugin.js'
+import { sendError } from './errors.js'
+import type { ResolvedOptions } from './options.js'
+
+export interface ServerInput {
+  options: ResolvedOptions & { root: string }
+  /** Where log lines go (pino destination); defaults to stdout. */
+  logStream?: NodeJS.WritableStream
+}
+
+export async function createServer (input: ServerInput): Promise<FastifyInstance> {
+  const { options } = input
+  const app = Fastify({
+    logger: { level: options.logLevel, ...(input.logStream !== undefined ? { stream: input.logStream } : {}) },
+    // One line per request, written by the onResponse hook below, instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    // A bad percent-encoding in the URL is the client's error: a fixed 400, the URL not echoed back.
+    frameworkErrors: (err, _request, reply) => { void sendError(reply, (err as { statusCode?: number }).statusCode === 431 ? 431 : 400) },
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info({
+      method: request.method,
+      url: request.url,
+      status: reply.statusCode,
+      encoding: reply.getHeader('content-encoding') ?? 'identity',
+      bytes: Number(reply.getHeader('content-length') ?? 0),
+      ms: Math.round(reply.elapsedTime * 10) / 10,
+    }, 'request')
+  })
+  app.setNotFoundHandler((_request, reply) => sendError(reply, 404))
+  app.setErrorHandler((err: { statusCode?: number }, request, reply) => {
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
+    if (status === 500) request.log.error({ err }, 'request failed')
+    return sendError(reply, status)
+  })
+  const { logLevel: _level, host: _host, port: _port, ...pluginOptions } = options
+  await app.register(wasmServe, { ...pluginOptions, healthz: true, methodNotAllowed: true })
+  return app
+}
