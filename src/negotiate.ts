@@ -31,14 +31,20 @@ export function parseAcceptEncoding (header: string): Map<string, number> {
   return q
 }
 
-/** How acceptable one coding is: its own entry, else `*`, else (identity only) acceptable by default. */
+/**
+ * How acceptable one coding is: its own entry, else `*`, else 0 — except identity, which is
+ * acceptable unless excluded (RFC 9110 §12.5.3) but, not having been asked for, ranks below any
+ * coding the client did list (`br;q=0.5` still gets br).
+ */
 export function qualityOf (accepted: Map<string, number>, coding: Coding): number {
   const own = accepted.get(coding)
   if (own !== undefined) return own
   const star = accepted.get('*')
   if (star !== undefined) return star
-  return coding === 'identity' ? 1 : 0
+  return coding === 'identity' ? IDENTITY_BY_DEFAULT : 0
 }
+
+const IDENTITY_BY_DEFAULT = 1e-9
 
 const cache = new Map<string, Map<string, number>>()
 const CACHE_LIMIT = 512

@@ -51,7 +51,7 @@ export type ResolvedOptions = Omit<DeepRequired<WasmServeOptions>, 'memoryBudget
 export type RouteOptions = Static<typeof Route>
 
 const Ajv = AjvModule.default ?? AjvModule
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false })
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true })
 const check = ajv.compile(OptionsSchema)
 
 /** One problem found in the options, with its JSON path (RFC 6901), e.g. `/routes/0/match`. */

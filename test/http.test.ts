@@ -1,0 +1,249 @@
+import t from 'tap'
+import { request } from 'undici'
+import { createHash } from 'node:crypto'
+import { readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { BR, GZ, JS, SQLITE, TINY, makeSite, startPlugin } from './helpers/site.js'
+
+const etagOf = (buf: Buffer) => `"${createHash('sha256').update(buf).digest('base64url').slice(0, 27)}"`
+
+async function get (url: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET') {
+  const res = await request(url, { method, headers })
+  const body = Buffer.from(await res.body.arrayBuffer())
+  return { status: res.statusCode, headers: res.headers as Record<string, string | undefined>, body }
+}
+
+const root = makeSite()
+t.teardown(() => rmSync(root, { recursive: true, force: true }))
+
+t.test('delivery rules over real HTTP (plugin on a Fastify app)', async t => {
+  const { app, url } = await startPlugin({ root })
+  t.teardown(() => app.close())
+
+  t.test('serves the br sibling with the original Content-Type and exact lengths (D1, D3, D5)', async t => {
+    const res = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'gzip, deflate, br, zstd' })
+    t.equal(res.status, 200)
+    t.equal(res.headers['content-type'], 'application/wasm')
+    t.equal(res.headers['content-encoding'], 'br')
+    t.equal(res.headers['content-length'], String(BR.length))
+    t.equal(res.headers['x-decoded-content-length'], String(SQLITE.length))
+    t.equal(res.headers.vary, 'Accept-Encoding')
+    t.ok(res.body.equals(BR), 'body is the br sibling byte for byte')
+    t.equal(res.headers['transfer-encoding'], undefined, 'never chunked')
+  })
+
+  t.test('gzip and x-gzip get the gzip sibling', async t => {
+    for (const ae of ['gzip', 'x-gzip', 'br;q=0, gzip']) {
+      const res = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': ae })
+      t.equal(res.headers['content-encoding'], 'gzip', ae)
+      t.ok(res.body.equals(GZ))
+      t.equal(res.headers['content-type'], 'application/wasm')
+    }
+  })
+
+  t.test('identity without Accept-Encoding, with Vary and no charset (D1, D7)', async t => {
+    const res = await get(`${url}/sqlite3.wasm`)
+    t.equal(res.headers['content-type'], 'application/wasm')
+    t.equal(res.headers['content-encoding'], undefined)
+    t.equal(res.headers['x-decoded-content-length'], undefined)
+    t.equal(res.headers['content-length'], String(SQLITE.length))
+    t.equal(res.headers.vary, 'Accept-Encoding')
+    t.ok(res.body.equals(SQLITE))
+    t.equal(res.headers['accept-ranges'], 'bytes')
+    t.ok(res.headers['last-modified'])
+  })
+
+  t.test('406 when nothing acceptable, identity excluded (D2)', async t => {
+    const res = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'identity;q=0, *;q=0' })
+    t.equal(res.status, 406)
+    t.equal(res.headers.vary, 'Accept-Encoding')
+  })
+
+  t.test('a tiny module is never encoded and a non-compressible file does not Vary (D7)', async t => {
+    const tiny = await get(`${url}/tiny.wasm`, { 'accept-encoding': 'br' })
+    t.equal(tiny.headers['content-encoding'], undefined)
+    t.ok(tiny.body.equals(TINY))
+    t.equal(tiny.headers['content-type'], 'application/wasm')
+    const png = await get(`${url}/logo.png`, { 'accept-encoding': 'br' })
+    t.equal(png.headers['content-type'], 'image/png')
+    t.equal(png.headers.vary, undefined)
+  })
+
+  t.test('text types carry charset=utf-8', async t => {
+    t.equal((await get(`${url}/app.js`)).headers['content-type'], 'text/javascript; charset=utf-8')
+    t.equal((await get(`${url}/`)).headers['content-type'], 'text/html; charset=utf-8')
+  })
+
+  t.test('content-derived ETags differ per representation (D6)', async t => {
+    const br = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br' })
+    const gz = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'gzip' })
+    const id = await get(`${url}/sqlite3.wasm`)
+    t.equal(br.headers.etag, etagOf(BR))
+    t.equal(gz.headers.etag, etagOf(GZ))
+    t.equal(id.headers.etag, etagOf(SQLITE))
+    t.equal(new Set([br.headers.etag, gz.headers.etag, id.headers.etag]).size, 3)
+    t.notOk(br.headers.etag!.startsWith('W/'), 'strong')
+  })
+
+  t.test('If-None-Match: exact, list, weak and * give 304 with validators and no body (D6, D7)', async t => {
+    const tag = etagOf(BR)
+    for (const inm of [tag, `"nope", ${tag}`, `W/${tag}`, '*']) {
+      const res = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br', 'if-none-match': inm })
+      t.equal(res.status, 304, inm)
+      t.equal(res.body.length, 0)
+      t.equal(res.headers.etag, tag)
+      t.equal(res.headers.vary, 'Accept-Encoding')
+      t.equal(res.headers['cache-control'], 'no-cache')
+      t.equal(res.headers['content-type'], 'application/wasm')
+    }
+    const other = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'gzip', 'if-none-match': tag })
+    t.equal(other.status, 200, 'the br tag does not validate the gzip representation')
+  })
+
+  t.test('If-Modified-Since gives 304 unless If-None-Match is present (D6)', async t => {
+    const first = await get(`${url}/sqlite3.wasm`)
+    const lm = first.headers['last-modified']!
+    t.equal((await get(`${url}/sqlite3.wasm`, { 'if-modified-since': lm })).status, 304)
+    t.equal((await get(`${url}/sqlite3.wasm`, { 'if-modified-since': 'Thu, 01 Jan 1970 00:00:00 GMT' })).status, 200)
+    t.equal((await get(`${url}/sqlite3.wasm`, { 'if-modified-since': lm, 'if-none-match': '"other"' })).status, 200)
+    t.equal((await get(`${url}/sqlite3.wasm`, { 'if-modified-since': 'garbage' })).status, 200)
+  })
+
+  t.test('ranges come from the identity bytes, with Vary, even when br is accepted (D8)', async t => {
+    const res = await get(`${url}/sqlite3.wasm`, { range: 'bytes=100-199', 'accept-encoding': 'br' })
+    t.equal(res.status, 206)
+    t.equal(res.headers['content-range'], `bytes 100-199/${SQLITE.length}`)
+    t.equal(res.headers['content-length'], '100')
+    t.equal(res.headers['content-encoding'], undefined)
+    t.equal(res.headers.vary, 'Accept-Encoding')
+    t.equal(res.headers['content-type'], 'application/wasm')
+    t.ok(res.body.equals(SQLITE.subarray(100, 200)))
+    const suffix = await get(`${url}/sqlite3.wasm`, { range: 'bytes=-10' })
+    t.ok(suffix.body.equals(SQLITE.subarray(SQLITE.length - 10)))
+    const open = await get(`${url}/sqlite3.wasm`, { range: `bytes=${SQLITE.length - 5}-` })
+    t.equal(open.headers['content-range'], `bytes ${SQLITE.length - 5}-${SQLITE.length - 1}/${SQLITE.length}`)
+    const clamp = await get(`${url}/sqlite3.wasm`, { range: `bytes=0-${SQLITE.length * 2}` })
+    t.equal(clamp.status, 206)
+    t.equal(clamp.body.length, SQLITE.length)
+  })
+
+  t.test('unsatisfiable range → 416 with bytes */size; multiple or invalid ranges → 200 (D8)', async t => {
+    const bad = await get(`${url}/sqlite3.wasm`, { range: `bytes=${SQLITE.length}-` })
+    t.equal(bad.status, 416)
+    t.equal(bad.headers['content-range'], `bytes */${SQLITE.length}`)
+    t.equal((await get(`${url}/sqlite3.wasm`, { range: 'bytes=-0' })).status, 416)
+    for (const range of ['bytes=0-1,5-9', 'bytes=abc', 'items=0-5', 'bytes=9-1']) {
+      const res = await get(`${url}/sqlite3.wasm`, { range })
+      t.equal(res.status, 200, range)
+      t.equal(res.body.length, SQLITE.length)
+    }
+  })
+
+  t.test('If-Range: matching strong ETag or date gives 206, anything else the whole file (D8)', async t => {
+    const id = await get(`${url}/sqlite3.wasm`)
+    t.equal((await get(`${url}/sqlite3.wasm`, { range: 'bytes=0-9', 'if-range': id.headers.etag! })).status, 206)
+    t.equal((await get(`${url}/sqlite3.wasm`, { range: 'bytes=0-9', 'if-range': id.headers['last-modified']! })).status, 206)
+    t.equal((await get(`${url}/sqlite3.wasm`, { range: 'bytes=0-9', 'if-range': '"stale"' })).status, 200)
+    t.equal((await get(`${url}/sqlite3.wasm`, { range: 'bytes=0-9', 'if-range': `W/${id.headers.etag!}` })).status, 200)
+  })
+
+  t.test('HEAD returns exactly the headers GET would, without a body (D9)', async t => {
+    for (const headers of [{ 'accept-encoding': 'br' }, {}, { range: 'bytes=0-9' }]) {
+      const g = await get(`${url}/sqlite3.wasm`, headers)
+      const h = await get(`${url}/sqlite3.wasm`, headers, 'HEAD')
+      t.equal(h.status, g.status)
+      t.equal(h.body.length, 0)
+      for (const name of ['content-type', 'content-length', 'content-encoding', 'etag', 'vary', 'last-modified', 'cache-control', 'x-decoded-content-length', 'content-range']) {
+        t.equal(h.headers[name], g.headers[name], `${name} ${JSON.stringify(headers)}`)
+      }
+    }
+  })
+
+  t.test('a direct request for x.wasm.br gets the wasm type and Content-Encoding br (D3, Unity)', async t => {
+    const br = await get(`${url}/Build/game.wasm.br`, { 'accept-encoding': 'gzip, br' })
+    t.equal(br.headers['content-type'], 'application/wasm')
+    t.equal(br.headers['content-encoding'], 'br')
+    t.equal(br.headers['content-length'], String(BR.length))
+    t.ok(br.body.equals(BR))
+    t.equal(br.headers.vary, 'Accept-Encoding')
+    const raw = await get(`${url}/Build/game.wasm.br`)
+    t.equal(raw.headers['content-encoding'], undefined, 'never claims br to a client that did not accept it')
+    t.equal(raw.headers['content-type'], 'application/octet-stream')
+    t.ok(raw.body.equals(BR))
+    t.not(raw.headers.etag, br.headers.etag)
+    const sibling = await get(`${url}/sqlite3.wasm.br`, { 'accept-encoding': 'br' })
+    t.equal(sibling.headers['x-decoded-content-length'], String(SQLITE.length))
+  })
+
+  t.test('directories: index.html, a redirect adding the slash, no listings', async t => {
+    const index = await get(`${url}/`)
+    t.equal(index.status, 200)
+    t.match(index.body.toString(), /<h1>site<\/h1>/)
+    const build = await get(`${url}/Build/`)
+    t.equal(build.status, 404, 'no directory listing')
+    t.notMatch(build.body.toString(), /game/)
+  })
+
+  t.test('default cache policy: hashed names immutable, others no-cache (D10)', async t => {
+    t.equal((await get(`${url}/app.js`)).headers['cache-control'], 'no-cache')
+    t.equal((await get(`${url}/index.html`)).headers['cache-control'], 'no-cache')
+  })
+
+  t.test('missing files are 404 and never HTML in place of wasm', async t => {
+    const res = await get(`${url}/missing.wasm`)
+    t.equal(res.status, 404)
+    t.notMatch(res.headers['content-type'] ?? '', /wasm/)
+  })
+})
+
+t.test('memoryBudget 0 streams every file from disk with the same headers (D5)', async t => {
+  const { app, url } = await startPlugin({ root, memoryBudget: 0 })
+  t.teardown(() => app.close())
+  const res = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br' })
+  t.equal(res.headers['content-length'], String(BR.length))
+  t.equal(res.headers['transfer-encoding'], undefined)
+  t.ok(res.body.equals(BR))
+  const range = await get(`${url}/sqlite3.wasm`, { range: 'bytes=1000-1999' })
+  t.ok(range.body.equals(SQLITE.subarray(1000, 2000)))
+  t.equal(range.headers['content-length'], '1000')
+  t.equal((await get(`${url}/app.js`)).body.toString(), JS.toString())
+})
+
+t.test('ETags are identical across restarts (D6)', async t => {
+  const a = await startPlugin({ root })
+  const first = await get(`${a.url}/sqlite3.wasm`, { 'accept-encoding': 'br' })
+  await a.app.close()
+  const b = await startPlugin({ root, memoryBudget: 0 })
+  t.teardown(() => b.app.close())
+  const second = await get(`${b.url}/sqlite3.wasm`, { 'accept-encoding': 'br' })
+  t.equal(second.headers.etag, first.headers.etag)
+})
+
+t.test('stale and useless siblings are not served (D3)', async t => {
+  const { writeFileSync, utimesSync } = await import('node:fs')
+  const { mkdtempSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const dir = mkdtempSync(join(tmpdir(), 'wasm-serve-stale-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'old.wasm'), SQLITE)
+  writeFileSync(join(dir, 'old.wasm.br'), BR)
+  const past = new Date(Date.now() - 60_000)
+  utimesSync(join(dir, 'old.wasm.br'), past, past) // older than its original
+  writeFileSync(join(dir, 'wrong.wasm'), SQLITE.subarray(0, 500_000))
+  writeFileSync(join(dir, 'wrong.wasm.gz'), GZ) // decodes to another size (gzip ISIZE)
+  writeFileSync(join(dir, 'big.wasm'), TINY)
+  writeFileSync(join(dir, 'big.wasm.br'), Buffer.concat([TINY, TINY])) // not smaller
+  const warnings: string[] = []
+  const { default: Fastify } = await import('fastify')
+  const { default: wasmServe } = await import('../src/plugin.js')
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { warnings.push(line) } } } })
+  await app.register(wasmServe, { root: dir, watch: false })
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  for (const name of ['old.wasm', 'wrong.wasm', 'big.wasm']) {
+    const res = await get(`${url}/${name}`, { 'accept-encoding': 'br, gzip' })
+    t.equal(res.headers['content-encoding'], undefined, `${name} is sent as identity`)
+    t.ok(res.body.equals(readFileSync(join(dir, name))))
+  }
+  t.equal(warnings.filter(w => w.includes('ignoring precompressed sibling')).length, 3, 'each reported once')
+})

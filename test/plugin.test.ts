@@ -1,0 +1,75 @@
+import t from 'tap'
+import { request } from 'undici'
+import { rmSync } from 'node:fs'
+import { gunzipSync, brotliDecompressSync } from 'node:zlib'
+import Fastify from 'fastify'
+import compress from '@fastify/compress'
+import wasmServe, { OptionsError } from '../src/plugin.js'
+import { BR, JS, SQLITE, makeSite } from './helpers/site.js'
+
+const root = makeSite()
+t.teardown(() => rmSync(root, { recursive: true, force: true }))
+
+async function get (url: string, headers: Record<string, string> = {}) {
+  const res = await request(url, { headers })
+  return { status: res.statusCode, headers: res.headers as Record<string, string | undefined>, body: Buffer.from(await res.body.arrayBuffer()) }
+}
+
+t.test('serves under a prefix next to the app\'s own routes', async t => {
+  const app = Fastify()
+  app.get('/api/hello', async () => ({ hello: 'world' }))
+  app.get('/static/special', async () => 'app route wins')
+  await app.register(wasmServe, { root, prefix: '/static', watch: false })
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const wasm = await get(`${url}/static/sqlite3.wasm`, { 'accept-encoding': 'br' })
+  t.equal(wasm.status, 200)
+  t.ok(wasm.body.equals(BR))
+  t.same(JSON.parse((await get(`${url}/api/hello`)).body.toString()), { hello: 'world' })
+  t.equal((await get(`${url}/static/special`)).body.toString(), 'app route wins')
+  t.equal((await get(`${url}/sqlite3.wasm`)).status, 404, 'nothing served outside the prefix')
+  const redirect = await get(`${url}/static/Build`)
+  t.equal(redirect.status, 404, 'Build has no index.html')
+  const missing = await get(`${url}/static/nope.wasm`)
+  t.equal(missing.status, 404)
+  t.match(missing.headers['content-type'], /json/, 'misses fall through to the app\'s 404 handler')
+  t.equal((await request(`${url}/static/x`, { method: 'POST' })).statusCode, 404, 'the plugin leaves other methods to the app by default')
+})
+
+t.test('with @fastify/compress registered, responses are never encoded twice', async t => {
+  for (const order of ['compress first', 'compress after']) {
+    const app = Fastify()
+    if (order === 'compress first') await app.register(compress, { global: true, threshold: 0 })
+    await app.register(wasmServe, { root, watch: false })
+    if (order === 'compress after') await app.register(compress, { global: true, threshold: 0 })
+    app.get('/api/data', async () => ({ text: 'x'.repeat(5000) }))
+    const url = await app.listen({ host: '127.0.0.1', port: 0 })
+    t.teardown(() => app.close())
+    const br = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br' })
+    t.equal(br.headers['content-encoding'], 'br', order)
+    t.ok(brotliDecompressSync(br.body).equals(SQLITE), `${order}: one brotli layer decodes to the module`)
+    t.equal(br.headers['content-length'], String(br.body.length))
+    const js = await get(`${url}/app.js`, { 'accept-encoding': 'gzip' })
+    const decoded = js.headers['content-encoding'] === 'gzip' ? gunzipSync(js.body) : js.body
+    t.equal(decoded.toString(), JS.toString(), `${order}: app.js decodes to the file exactly once`)
+    const api = await get(`${url}/api/data`, { 'accept-encoding': 'gzip' })
+    t.equal(api.headers['content-encoding'], 'gzip', `${order}: the app's own routes are still compressed`)
+  }
+})
+
+t.test('bad plugin options are rejected at registration with their JSON paths', async t => {
+  const app = Fastify()
+  // @ts-expect-error wrong types on purpose
+  app.register(wasmServe, { root, memoryBudget: 'lots', routes: [{ match: '*.html', bogus: 1 }], dotfiles: 'maybe' })
+  const err = await app.ready().then(() => null, (e: unknown) => e)
+  t.ok(err instanceof OptionsError)
+  const paths = (err as OptionsError).problems.map(p => p.path).sort()
+  t.same(paths, ['/dotfiles', '/memoryBudget', '/routes/0'])
+  t.match((err as Error).message, /unknown key "bogus"/)
+})
+
+t.test('a missing root is a clear error', async t => {
+  const app = Fastify()
+  app.register(wasmServe, { root: '/nonexistent/wasm-serve-root' })
+  await t.rejects(app.ready(), /root|ENOENT|directory/)
+})
