@@ -48,6 +48,9 @@ export interface Asset {
   lastModifiedMs: number
   policy: FilePolicy
   isHtml: boolean
+  type: string
+  /** Whether the server may encode it on the fly (D4): compressible, and not a sibling itself. */
+  compressible: boolean
 }
 
 export interface CatalogOptions {
@@ -58,6 +61,10 @@ export interface CatalogOptions {
   policy: (path: string, type: string) => FilePolicy
   log: Logger
   watch: boolean
+  /** Called with every original file indexed or re-indexed (on-the-fly compression listens here). */
+  onIndexed?: (asset: Asset) => void
+  /** Whether a file without siblings may still get encodings (on the fly): then it Varies (D7). */
+  encodable?: (path: string, size: number) => boolean
 }
 
 /** Siblings may be a little older than their original after a copy or checkout (D3). */
@@ -187,7 +194,29 @@ export class Catalog {
       next.set(path, sib === undefined ? undefined : await this.directAsset(sib, ENCODINGS[i]!.token, loaded.get(path), original))
     }
     this.swap(next)
+    const asset = next.get(base)
+    if (asset !== undefined) this.opts.onIndexed?.(asset)
   }
+
+  /**
+   * Adds representations made on the fly (D4) to a file, if it still has the content they were made
+   * from; they then behave exactly like precompressed siblings (D5–D7).
+   */
+  addEncodings (path: string, identityEtag: string, reps: Representation[]): boolean {
+    const current = this.assets.get(path)
+    if (current === undefined || current.identity.etag !== identityEtag) return false
+    const encoded = [...current.reps.filter(r => r !== current.identity), ...reps]
+      .sort((a, b) => this.opts.precompressed.indexOf(a.coding as EncodingToken) - this.opts.precompressed.indexOf(b.coding as EncodingToken))
+      .map(r => ({ ...r }))
+    const identity = { ...current.identity }
+    const asset = this.finish({ path, type: current.type, reps: [...encoded, identity], identity, vary: true, lastModifiedMs: current.lastModifiedMs, decodedSize: identity.size })
+    for (const rep of reps) if (rep.body !== null) this.memoryUsed += rep.body.length
+    this.swap(new Map([[path, asset]]))
+    return true
+  }
+
+  /** Whether `bytes` more may be held in memory. */
+  fits (bytes: number): boolean { return this.memoryUsed + bytes <= this.opts.memoryBudget }
 
   private async statFile (rel: string): Promise<FileFacts | undefined> {
     if (this.hidden(rel)) return undefined
@@ -211,7 +240,7 @@ export class Catalog {
     reps.sort((a, b) => this.opts.precompressed.indexOf(a.coding as EncodingToken) - this.opts.precompressed.indexOf(b.coding as EncodingToken))
     const identity = await load(original, 'identity', type)
     reps.push(identity)
-    const vary = reps.length > 1 || isCompressible(original.rel)
+    const vary = reps.length > 1 || (this.opts.encodable?.(original.rel, identity.size) ?? false)
     return this.finish({ path: original.rel, type, reps, identity, vary, lastModifiedMs: original.stats.mtimeMs, decodedSize: identity.size })
   }
 
@@ -230,7 +259,8 @@ export class Catalog {
       const isRaw = rep === a.identity
       Object.assign(rep, buildHeaders({ rep, type: isRaw ? (a.rawType ?? a.type) : a.type, decodedSize: isRaw ? undefined : a.decodedSize, vary: a.vary, lastModifiedMs: a.lastModifiedMs, policy: policy.headers }))
     }
-    return { path: a.path, reps: a.reps, codings: a.reps.map(r => r.coding), identity: a.identity, lastModifiedMs: a.lastModifiedMs, policy, isHtml: a.type.startsWith('text/html') }
+    const compressible = a.rawType === undefined && isCompressible(a.path)
+    return { path: a.path, reps: a.reps, codings: a.reps.map(r => r.coding), identity: a.identity, lastModifiedMs: a.lastModifiedMs, policy, isHtml: a.type.startsWith('text/html'), type: a.type, compressible }
   }
 
   /** D3: a sibling is served only when it is smaller, not older than its original, and (where cheaply known) decodes to its size. */

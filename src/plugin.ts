@@ -10,7 +10,9 @@
  * path (`x.wasm.br`) to setHeaders. The catalog answers from memory with precomputed headers instead.
  */
 import fp from 'fastify-plugin'
-import { resolve as resolvePathOnDisk } from 'node:path'
+import { realpathSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve as resolvePathOnDisk, sep } from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Catalog, type Asset } from './catalog.js'
 import { resolveOptions, type ResolvedOptions, type WasmServeOptions } from './options.js'
@@ -19,6 +21,16 @@ import { resolvePath } from './resolve.js'
 import { sendAsset } from './send.js'
 import { sendError } from './errors.js'
 import { corsFor, preflight } from './cors.js'
+import { OnTheFly } from './onthefly.js'
+import { isCompressible } from './codecs.js'
+import { OptionsError } from './options.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The catalog of the first registered wasm-serve instance, and a promise for its compression queue. */
+    wasmServe: { catalog: Catalog, compressionIdle: () => Promise<void> }
+  }
+}
 
 export interface WasmServePluginOptions extends Omit<WasmServeOptions, 'root'> {
   /** Directory to serve. */
@@ -40,16 +52,23 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
   const opts = resolveOptions(rest)
   if (opts.root === null) throw new Error('wasm-serve: the "root" option is required')
   const prefix = rawPrefix.replace(/\/+$/, '')
+  const root = resolvePathOnDisk(opts.root)
+  const { onTheFly, minSize } = opts.compress
+  const compression = onTheFly ? new OnTheFly({ tokens: opts.precompressed, minSize, cacheDir: cacheDirFor(opts, root), log: fastify.log }) : undefined
   const catalog = await Catalog.create({
-    root: resolvePathOnDisk(opts.root),
+    root,
     memoryBudget: opts.memoryBudget,
     precompressed: opts.precompressed,
     dotfiles: opts.dotfiles,
     policy: compilePolicy(opts),
     log: fastify.log,
     watch,
+    onIndexed: asset => compression?.schedule(asset),
+    encodable: (path, size) => onTheFly && size >= minSize && isCompressible(path),
   })
-  fastify.addHook('onClose', async () => catalog.close())
+  compression?.start(catalog)
+  fastify.addHook('onClose', async () => { compression?.close(); catalog.close() })
+  if (!fastify.hasDecorator('wasmServe')) fastify.decorate('wasmServe', { catalog, compressionIdle: async () => compression?.idle() })
   fastify.log.debug({ files: catalog.size, bytesInMemory: catalog.bytesInMemory }, 'wasm-serve catalog ready')
 
   const handler = (request: FastifyRequest, reply: FastifyReply) => handle({ request, reply, catalog, opts, prefix })
@@ -64,6 +83,17 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
     fastify.route({ method: methods, url: `${prefix}/*`, handler: (_request, reply) => sendError(reply, 405, { allow }) })
   }
   if (opts.healthz) fastify.get(`${prefix}/healthz`, async () => ({ status: 'ok', files: catalog.size }))
+}
+
+/** The on-the-fly cache lives outside the served root (D4): the root may be read-only, and must never grow files. */
+function cacheDirFor (opts: ResolvedOptions, root: string): string {
+  const dir = resolvePathOnDisk(opts.compress.cacheDir ?? join(tmpdir(), 'wasm-serve-cache'))
+  let realRoot = root
+  try { realRoot = realpathSync(root) } catch {}
+  for (const r of new Set([root, realRoot])) {
+    if (dir === r || dir.startsWith(r + sep)) throw new OptionsError([{ path: '/compress/cacheDir', message: 'must be outside the served root' }])
+  }
+  return dir
 }
 
 interface HandleInput {

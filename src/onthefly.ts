@@ -1,0 +1,142 @@
+/**
+ * On-the-fly compression (SPEC D4): a compressible file without precompressed siblings is encoded
+ * by the server once, at the densest settings, off the event loop (zlib's async API runs on libuv's
+ * thread pool), one file at a time so the pool keeps threads free for file reads. Until that is done
+ * the file goes out as identity. The results join the catalog as representations exactly like
+ * siblings (Content-Length, X-Decoded-Content-Length, their own ETag, Vary). They are kept in memory
+ * within the budget and in a cache directory outside the root, keyed by the content hash, so a
+ * restart reuses them and a changed file never gets a stale encoding.
+ */
+import { mkdir, readFile, rename, stat, writeFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Asset, Catalog, Logger, Representation } from './catalog.js'
+import { hashBuffer } from './catalog.js'
+import { encode, zstdAvailable } from './codecs.js'
+import type { EncodingToken } from './encodings.js'
+
+export interface OnTheFlyOptions {
+  tokens: readonly EncodingToken[]
+  minSize: number
+  /** Absolute cache directory (already checked to be outside the root), or null for memory only. */
+  cacheDir: string | null
+  log: Logger
+}
+
+export class OnTheFly {
+  private readonly queue = new Map<string, Asset>()
+  private readonly useless = new Set<string>()
+  private catalog: Catalog | undefined
+  private running: Promise<void> | undefined
+  private closed = false
+  private cacheReady: Promise<string | null>
+
+  constructor (private readonly opts: OnTheFlyOptions) {
+    this.cacheReady = this.prepareCacheDir()
+  }
+
+  /** Whether the file can get encodings made here: big enough to shrink, and of a compressible kind. */
+  wants (asset: Pick<Asset, 'compressible' | 'identity'>): boolean {
+    return asset.compressible && asset.identity.size >= this.opts.minSize && this.tokens().length > 0
+  }
+
+  schedule (asset: Asset): void {
+    if (this.closed || !this.wants(asset)) return
+    if (this.missing(asset).length === 0) return
+    this.queue.set(asset.path, asset)
+    if (this.catalog !== undefined) this.kick()
+  }
+
+  start (catalog: Catalog): void {
+    this.catalog = catalog
+    this.kick()
+  }
+
+  /** Resolves when the queue is empty (tests and benchmarks wait on it). */
+  async idle (): Promise<void> {
+    while (this.running !== undefined) await this.running
+  }
+
+  close (): void { this.closed = true; this.queue.clear() }
+
+  private tokens (): EncodingToken[] {
+    return this.opts.tokens.filter(t => t !== 'zstd' || zstdAvailable)
+  }
+
+  private missing (asset: Asset): EncodingToken[] {
+    return this.tokens().filter(t => !asset.codings.includes(t) && !this.useless.has(`${asset.identity.etag}:${t}`))
+  }
+
+  private kick (): void {
+    if (this.running !== undefined || this.queue.size === 0) return
+    this.running = this.drain().finally(() => { this.running = undefined; if (!this.closed) this.kick() })
+  }
+
+  private async drain (): Promise<void> {
+    for (const [path, asset] of this.queue) {
+      this.queue.delete(path)
+      if (this.closed) return
+      try {
+        await this.encodeAsset(asset)
+      } catch (err) {
+        this.opts.log.warn({ err, path }, 'on-the-fly compression failed; the file is served as identity')
+      }
+    }
+  }
+
+  private async encodeAsset (asset: Asset): Promise<void> {
+    const catalog = this.catalog!
+    const key = asset.identity.etag.replaceAll('"', '')
+    const bytes = asset.identity.body ?? await readFile(asset.identity.file)
+    if (hashBuffer(bytes) !== key) return // changed on disk since it was indexed: its re-index schedules it again
+    const started = performance.now()
+    const reps: Representation[] = []
+    for (const token of this.missing(asset)) {
+      const rep = await this.representation({ key, token, bytes, catalog })
+      if (rep === undefined) this.useless.add(`${asset.identity.etag}:${token}`)
+      else reps.push(rep)
+    }
+    if (reps.length > 0 && catalog.addEncodings(asset.path, asset.identity.etag, reps)) {
+      this.opts.log.info({ path: asset.path, encodings: reps.map(r => `${r.coding} ${r.size}`), ms: Math.round(performance.now() - started) }, 'compressed on the fly')
+    }
+  }
+
+  private async representation (input: { key: string, token: EncodingToken, bytes: Buffer, catalog: Catalog }): Promise<Representation | undefined> {
+    const { key, token, bytes, catalog } = input
+    const dir = await this.cacheReady
+    const file = dir === null ? null : join(dir, `${key}.${token}`)
+    let out: Buffer | undefined = file === null ? undefined : await readFile(file).catch(() => undefined)
+    if (out === undefined) {
+      out = await encode(bytes, token, 'max')
+      if (out.length >= bytes.length) return undefined // would not be smaller (D4, like siblings in D3)
+      if (file !== null) await writeAtomic(file, out).catch(err => this.opts.log.warn({ err }, 'cannot write to the compression cache'))
+    }
+    const inMemory = catalog.fits(out.length)
+    if (!inMemory && file === null) return undefined
+    const mtimeMs = file === null ? Date.now() : (await stat(file).catch(() => undefined))?.mtimeMs
+    if (!inMemory && mtimeMs === undefined) return undefined
+    return { coding: token, file: file ?? '', size: out.length, mtimeMs: mtimeMs ?? Date.now(), etag: `"${hashBuffer(out)}"`, body: inMemory ? out : null, headers: {}, notModified: {} }
+  }
+
+  private async prepareCacheDir (): Promise<string | null> {
+    const dir = this.opts.cacheDir
+    if (dir === null) return null
+    try {
+      await mkdir(dir, { recursive: true })
+      return dir
+    } catch (err) {
+      this.opts.log.warn({ err }, 'cannot create the compression cache directory; encodings are kept in memory only')
+      return null
+    }
+  }
+}
+
+async function writeAtomic (file: string, data: Buffer): Promise<void> {
+  const temp = `${file}.${process.pid}.${Date.now()}.tmp`
+  try {
+    await writeFile(temp, data)
+    await rename(temp, file)
+  } catch (err) {
+    await rm(temp, { force: true })
+    throw err
+  }
+}

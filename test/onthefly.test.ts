@@ -1,0 +1,90 @@
+import t from 'tap'
+import { request } from 'undici'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { brotliDecompressSync, gunzipSync } from 'node:zlib'
+import { JS, SQLITE, makeSite, startPlugin } from './helpers/site.js'
+
+const etagOf = (buf: Buffer) => `"${createHash('sha256').update(buf).digest('base64url').slice(0, 27)}"`
+
+async function get (url: string, headers: Record<string, string> = {}) {
+  const res = await request(url, { headers })
+  return { status: res.statusCode, headers: res.headers as Record<string, string | undefined>, body: Buffer.from(await res.body.arrayBuffer()) }
+}
+
+const root = makeSite()
+const cacheDir = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-cache-'))
+rmSync(join(root, 'sqlite3.wasm.br'))
+rmSync(join(root, 'sqlite3.wasm.gz'))
+t.teardown(() => { rmSync(root, { recursive: true, force: true }); rmSync(cacheDir, { recursive: true, force: true }) })
+
+t.test('a compressible file without siblings is compressed once and then served like a sibling (D4)', async t => {
+  const { app, url } = await startPlugin({ root, compress: { cacheDir } })
+  t.teardown(() => app.close())
+  await app.wasmServe.compressionIdle()
+  const br = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br' })
+  t.equal(br.headers['content-encoding'], 'br')
+  t.equal(br.headers['content-length'], String(br.body.length), 'Content-Length, never chunked')
+  t.equal(br.headers['x-decoded-content-length'], String(SQLITE.length))
+  t.equal(br.headers.vary, 'Accept-Encoding')
+  t.equal(br.headers.etag, etagOf(br.body), 'its own content ETag')
+  t.not(br.headers.etag, etagOf(SQLITE))
+  t.equal(br.headers['content-type'], 'application/wasm')
+  t.ok(brotliDecompressSync(br.body).equals(SQLITE), 'decodes to the module byte for byte')
+  t.ok(br.body.length < SQLITE.length * 0.5, `br q11 shrinks sqlite3.wasm (${br.body.length} B)`)
+  const gz = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'gzip' })
+  t.ok(gunzipSync(gz.body).equals(SQLITE))
+  const js = await get(`${url}/app.js`, { 'accept-encoding': 'br' })
+  t.equal(brotliDecompressSync(js.body).toString(), JS.toString())
+  t.equal((await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br', 'if-none-match': br.headers.etag! })).status, 304)
+  const tiny = await get(`${url}/tiny.wasm`, { 'accept-encoding': 'br' })
+  t.equal(tiny.headers['content-encoding'], undefined, 'files under minSize are never encoded')
+  t.equal(tiny.headers.vary, undefined, 'and never vary')
+  t.equal((await get(`${url}/logo.png`, { 'accept-encoding': 'br' })).headers['content-encoding'], undefined)
+  const cached = readdirSync(cacheDir)
+  t.ok(cached.some(f => f === `${etagOf(SQLITE).replaceAll('"', '')}.br`), 'the encoding is cached under the content hash')
+  t.notOk(readdirSync(root).some(f => f.endsWith('.br') || f.endsWith('.gz')), 'nothing is written into the root')
+})
+
+t.test('a restart reuses the cache directory and a streamed cache entry keeps its length (D4, D5)', async t => {
+  const { app, url } = await startPlugin({ root, compress: { cacheDir }, memoryBudget: 0 })
+  t.teardown(() => app.close())
+  await app.wasmServe.compressionIdle()
+  const br = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br' })
+  t.equal(br.headers['content-encoding'], 'br')
+  t.equal(br.headers['content-length'], String(br.body.length))
+  t.ok(brotliDecompressSync(br.body).equals(SQLITE))
+})
+
+t.test('a modified file is compressed again, never served with a stale encoding (D4, D16)', async t => {
+  const { app, url } = await startPlugin({ root, compress: { cacheDir }, watch: true })
+  t.teardown(() => app.close())
+  await app.wasmServe.compressionIdle()
+  const changed = Buffer.from('export const changed = true\n'.repeat(200))
+  writeFileSync(join(root, 'app.js'), changed)
+  let res = await get(`${url}/app.js`, { 'accept-encoding': 'br' })
+  for (let i = 0; i < 100 && !(res.headers['content-encoding'] === 'br' && brotliDecompressSync(res.body).equals(changed)); i++) {
+    const body = res.headers['content-encoding'] === 'br' ? brotliDecompressSync(res.body) : res.body
+    t.ok(body.equals(changed) || body.equals(JS), 'every response is the old or the new file, whole')
+    await new Promise(resolve => setTimeout(resolve, 50))
+    res = await get(`${url}/app.js`, { 'accept-encoding': 'br' })
+  }
+  t.equal(res.headers['content-encoding'], 'br')
+  t.ok(brotliDecompressSync(res.body).equals(changed))
+  t.equal(res.headers['x-decoded-content-length'], String(changed.length))
+})
+
+t.test('compress.onTheFly false leaves files as they are', async t => {
+  const { app, url } = await startPlugin({ root, compress: { onTheFly: false } })
+  t.teardown(() => app.close())
+  const res = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br' })
+  t.equal(res.headers['content-encoding'], undefined)
+  t.equal(res.headers.vary, undefined)
+})
+
+t.test('the cache directory may not be inside the root', async t => {
+  await t.rejects(startPlugin({ root, compress: { cacheDir: join(root, 'cache') } }), /outside the served root/)
+  t.notOk(existsSync(join(root, 'cache')))
+})
