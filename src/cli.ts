@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify'
 import { helpText, parseCli, UsageError } from './config.js'
 import { OptionsError } from './options.js'
 import { createServer } from './server.js'
+import { loadTls, TlsError, type TlsMaterial } from './tls.js'
 
 const DEMO = fileURLToPath(new URL('../public', import.meta.url))
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
@@ -27,9 +28,10 @@ async function main (argv: string[]): Promise<number> {
   const root = cli.options.root ?? DEMO
   const label = cli.rootLabel ?? 'the demo'
   if (!isDirectory(root)) throw new UsageError(`directory not found: ${label}`)
-  const app = await createServer({ options: { ...cli.options, root } })
+  const tls = await loadTls(cli.options.https)
+  const app = await createServer({ options: { ...cli.options, root }, ...(tls !== undefined ? { tls } : {}) })
   const address = await listen(app, cli.options.host, cli.options.port)
-  announce({ label, address, app })
+  announce({ label, address, tls })
   closeOnSignals(app)
   return 0
 }
@@ -52,12 +54,17 @@ async function listen (app: FastifyInstance, host: string, port: number): Promis
   }
 }
 
-function announce (input: { label: string, address: string, app: FastifyInstance }): void {
+function announce (input: { label: string, address: string, tls: TlsMaterial | undefined }): void {
   const url = input.address.replace('://[::1]', '://localhost')
+  const { tls } = input
+  if (tls?.selfSigned === true) {
+    process.stderr.write(`wasm-serve: warning: using a self-signed certificate for local development only (SHA-256 ${tls.fingerprint256}); browsers will ask you to trust it\n`)
+  }
   if (process.stdout.isTTY === true) {
-    process.stdout.write(`\n  wasm-serve ${VERSION}\n\n  Serving   ${input.label}\n  Local     ${url}\n\n  Ctrl+C to stop\n\n`)
+    const https = tls === undefined ? '' : `  HTTP/2    on (TLS, ALPN fallback to HTTP/1.1)\n  Cert      SHA-256 ${tls.fingerprint256}\n`
+    process.stdout.write(`\n  wasm-serve ${VERSION}\n\n  Serving   ${input.label}\n  Local     ${url}\n${https}\n  Ctrl+C to stop\n\n`)
   } else {
-    process.stdout.write(`wasm-serve ${VERSION} serving ${input.label} at ${url}\n`)
+    process.stdout.write(`wasm-serve ${VERSION} serving ${input.label} at ${url}${tls === undefined ? '' : ' (HTTP/2)'}\n`)
   }
 }
 
@@ -77,7 +84,7 @@ function closeOnSignals (app: FastifyInstance): void {
 }
 
 main(process.argv.slice(2)).then(code => { if (code !== 0) process.exitCode = code }, (err: unknown) => {
-  if (err instanceof UsageError || err instanceof OptionsError) process.stderr.write(`wasm-serve: ${err.message}\n`)
+  if (err instanceof UsageError || err instanceof OptionsError || err instanceof TlsError) process.stderr.write(`wasm-serve: ${err.message}\n`)
   else process.stderr.write(`wasm-serve: ${(err as Error).message ?? String(err)}\n`)
   process.exitCode = 1
 })

@@ -72,17 +72,25 @@ function brotliOptions (buf: Buffer, level: 'max' | 'fast'): zlib.BrotliOptions 
   }
 }
 
-function zstdOptions (buf: Buffer, level: 'max' | 'fast'): object {
-  const c = zlibAny.constants
-  return {
-    params: {
-      [c.ZSTD_c_compressionLevel]: level === 'max' ? 19 : 3,
-      [c.ZSTD_c_windowLog]: zstdWindowLogFor(buf.length),
-      // The frame content size lets the server spot a stale .zst without decoding it (SPEC D3).
-      [c.ZSTD_c_contentSizeFlag]: 1,
-    },
-    pledgedSrcSize: buf.length,
+/** zstd params by constant name; only names this Node's zlib knows, so an older build cannot reject them. */
+function zstdParams (entries: Array<[string, number]>): Record<number, number> {
+  const params: Record<number, number> = {}
+  for (const [name, value] of entries) {
+    const key = zlibAny.constants[name]
+    if (typeof key === 'number') params[key] = value
   }
+  return params
+}
+
+function zstdOptions (buf: Buffer, level: 'max' | 'fast'): object {
+  const params = zstdParams([
+    ['ZSTD_c_compressionLevel', level === 'max' ? 19 : 3],
+    ['ZSTD_c_windowLog', zstdWindowLogFor(buf.length)],
+    // The frame content size lets the server spot a stale .zst without decoding it (SPEC D3); zstd
+    // records it only when it knows the size up front, hence pledgedSrcSize.
+    ['ZSTD_c_contentSizeFlag', 1],
+  ])
+  return { params, pledgedSrcSize: buf.length }
 }
 
 /** Encodes `buf` with `token`; 'max' for precompression, 'fast' for a first on-the-fly response. */
@@ -100,9 +108,7 @@ export async function decode (buf: Buffer, token: EncodingToken): Promise<Buffer
     case 'br': return brotliDecompressAsync(buf)
     case 'gzip': return gunzipAsync(buf)
     case 'zstd':
-      return zstdCall(zstdDecompressFn, buf, {
-        params: { [zlibAny.constants.ZSTD_d_windowLogMax]: ZSTD_MAX_WINDOW_LOG },
-      })
+      return zstdCall(zstdDecompressFn, buf, { params: zstdParams([['ZSTD_d_windowLogMax', ZSTD_MAX_WINDOW_LOG]]) })
   }
 }
 

@@ -34,6 +34,9 @@ export const FLAGS: Flag[] = [
   { name: 'spa', key: 'spa', arg: 'PAGE', bare: 'index.html', doc: 'single-page app: unknown extension-less paths get index.html (or --spa=PAGE)' },
   { name: 'early-hints', key: 'earlyHints', doc: 'send preload links first as 103 Early Hints' },
   { name: 'preload', key: 'preload', arg: 'URL', multiple: true, doc: 'add Link: rel=preload for URL to HTML responses (repeatable)' },
+  { name: 'https', doc: 'serve HTTPS + HTTP/2 with a self-signed certificate (development only)' },
+  { name: 'tls-cert', arg: 'FILE', doc: 'PEM certificate: serve HTTPS + HTTP/2 (with --tls-key)' },
+  { name: 'tls-key', arg: 'FILE', doc: 'PEM private key for --tls-cert' },
   { name: 'memory-budget', key: 'memoryBudget', arg: 'SIZE', doc: 'bytes of files held in memory (default 256MB)' },
   { name: 'quiet', short: 'q', doc: 'no request log lines (log level warn)' },
   { name: 'log-level', key: 'logLevel', arg: 'LEVEL', doc: 'fatal, error, warn, info (default), debug, trace or silent' },
@@ -60,7 +63,7 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv, cwd: string): 
   }
   if (parsed.positionals.length > 1) throw new UsageError(`expected at most one directory, got: ${parsed.positionals.join(' ')}`)
   const file = typeof values.config === 'string' ? readConfigFile(resolve(cwd, values.config)) : {}
-  const layered: Raw = { ...file, ...fromEnv(env), ...fromFlags(values) }
+  const layered: Raw = { ...file, ...fromEnv(env), ...fromFlags(values), ...tlsFlags(values, cwd) }
   if (values.quiet === true && values['log-level'] === undefined) layered.logLevel = 'warn'
   const dir = parsed.positionals[0]
   if (dir !== undefined) layered.root = resolve(cwd, dir)
@@ -91,6 +94,14 @@ function fromFlags (values: Record<string, unknown>): Raw {
     out[flag.key] = typeof value === 'string' && flag.toOption !== undefined ? flag.toOption(value) : value
   }
   return out
+}
+
+function tlsFlags (values: Record<string, unknown>, cwd: string): Raw {
+  const cert = values['tls-cert']
+  const key = values['tls-key']
+  if (typeof cert === 'string' && typeof key === 'string') return { https: { cert: resolve(cwd, cert), key: resolve(cwd, key) } }
+  if (cert !== undefined || key !== undefined) throw new UsageError('--tls-cert and --tls-key go together')
+  return values.https === true ? { https: true } : {}
 }
 
 /** `WASM_SERVE_MEMORY_BUDGET=64MB`, `WASM_SERVE_CORS=*`, `WASM_SERVE_ROUTES=[…]` (JSON), plus PORT and HOST. */
@@ -125,6 +136,8 @@ function readConfigFile (file: string): Raw {
   if (typeof raw.root === 'string') raw.root = resolve(base, raw.root)
   const compress = raw.compress as Raw | undefined
   if (typeof compress?.cacheDir === 'string') raw.compress = { ...compress, cacheDir: resolve(base, compress.cacheDir) }
+  const https = raw.https as { cert: string, key: string } | boolean | undefined
+  if (typeof https === 'object') raw.https = { cert: resolve(base, https.cert), key: resolve(base, https.key) }
   return raw
 }
 

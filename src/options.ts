@@ -38,6 +38,10 @@ export const OptionsSchema = Type.Object({
   dotfiles: Type.Optional(Type.Union([Type.Literal('deny'), Type.Literal('allow')], { default: 'deny', description: '"deny" answers 404 for any path with a segment starting with "." (except .well-known); "allow" serves them.' })),
   memoryBudget: Type.Optional(oneOf([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^\\s*\\d+(\\.\\d+)?\\s*([kKmMgGtT]?[bB])?\\s*$' })], 'a byte count or a size like "256MB"', { default: '256MB', description: 'Bytes of file contents (all representations) held in memory; larger files are streamed from disk with their known length.' })),
   routes: Type.Optional(Type.Array(Route, { default: [], description: 'Cache policy and extra headers by glob; the first matching route wins.' })),
+  https: Type.Optional(oneOf([Type.Boolean(), Type.Object({
+    cert: Type.String({ minLength: 1, description: 'PEM certificate file (chain), relative to the config file.' }),
+    key: Type.String({ minLength: 1, description: 'PEM private key file, relative to the config file.' }),
+  }, { additionalProperties: false })], 'false, true (a self-signed certificate for development) or { "cert": FILE, "key": FILE }', { default: false, description: 'Serve HTTPS with HTTP/2 (ALPN, HTTP/1.1 fallback). Chrome honours 103 Early Hints only over HTTP/2 and advertises br only to secure origins. true makes a self-signed certificate for local development.' })),
   healthz: Type.Optional(Type.Boolean({ default: false, description: 'Answer GET /healthz with 200 (on in the CLI and Docker, off by default in the plugin).' })),
   methodNotAllowed: Type.Optional(Type.Boolean({ default: false, description: 'Answer other methods on static paths with 405 and Allow (on in the CLI and Docker; the plugin leaves the app\'s routes alone by default).' })),
   logLevel: Type.Optional(Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info', description: 'CLI log level (pino); --quiet is "warn".' })),

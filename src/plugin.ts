@@ -67,6 +67,7 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
     encodable: (path, size) => onTheFly && size >= minSize && isCompressible(path),
   })
   compression?.start(catalog)
+  warnMissingPreloads(opts, catalog, prefix, fastify.log)
   fastify.addHook('onClose', async () => { compression?.close(); catalog.close() })
   if (!fastify.hasDecorator('wasmServe')) fastify.decorate('wasmServe', { catalog, compressionIdle: async () => compression?.idle() })
   fastify.log.debug({ files: catalog.size, bytesInMemory: catalog.bytesInMemory }, 'wasm-serve catalog ready')
@@ -83,6 +84,19 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
     fastify.route({ method: methods, url: `${prefix}/*`, handler: (_request, reply) => sendError(reply, 405, { allow }) })
   }
   if (opts.healthz) fastify.get(`${prefix}/healthz`, async () => ({ status: 'ok', files: catalog.size }))
+}
+
+/** D11: a preload that names no file would make every page load fetch a 404; say so at start-up. */
+function warnMissingPreloads (opts: ResolvedOptions, catalog: Catalog, prefix: string, log: FastifyInstance['log']): void {
+  const urls = new Set([...opts.preload, ...opts.routes.flatMap(r => r.preload ?? [])])
+  for (const url of urls) {
+    const path = url.split(/[?#]/)[0]!
+    const local = path.startsWith(prefix + '/') ? path.slice(prefix.length) : undefined
+    const resolved = local === undefined ? undefined : resolvePath(local, opts.dotfiles)
+    if (resolved === undefined || !resolved.ok || catalog.get(resolved.path) === undefined) {
+      log.warn({ preload: url }, 'preload names no file in the root; browsers would fetch a 404 on every page load')
+    }
+  }
 }
 
 /** The on-the-fly cache lives outside the served root (D4): the root may be read-only, and must never grow files. */

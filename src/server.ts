@@ -2,25 +2,31 @@
  * The server the CLI and the Docker image run: a Fastify app with the plugin, a health endpoint,
  * 405 for other methods (D17), plain-text errors, and one log line per request (SPEC §5).
  */
-import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify'
 import wasmServe from './plugin.js'
 import { sendError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
+import type { TlsMaterial } from './tls.js'
 
 export interface ServerInput {
   options: ResolvedOptions & { root: string }
   /** Where log lines go (pino destination); defaults to stdout. */
   logStream?: NodeJS.WritableStream
+  /** With TLS material the server speaks HTTP/2 over TLS, with ALPN fallback to HTTP/1.1. */
+  tls?: TlsMaterial
 }
 
 export async function createServer (input: ServerInput): Promise<FastifyInstance> {
   const { options } = input
-  const app = Fastify({
+  const tls = input.tls === undefined ? {} : { http2: true as const, https: { allowHTTP1: true, cert: input.tls.cert, key: input.tls.key } }
+  // One code path for HTTP/1.1 and HTTP/2: Fastify's typings split them, the runtime does not.
+  const app = (Fastify as unknown as (options: object) => FastifyInstance)({
+    ...tls,
     logger: { level: options.logLevel, ...(input.logStream !== undefined ? { stream: input.logStream } : {}) },
     // One line per request, written by the onResponse hook below, instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     // A bad percent-encoding in the URL is the client's error: a fixed 400, the URL not echoed back.
-    frameworkErrors: (err, _request, reply) => { void sendError(reply, (err as { statusCode?: number }).statusCode === 431 ? 431 : 400) },
+    frameworkErrors: (err: unknown, _request: unknown, reply: FastifyReply) => { void sendError(reply, (err as { statusCode?: number }).statusCode === 431 ? 431 : 400) },
   })
   app.addHook('onResponse', async (request, reply) => {
     request.log.info({
@@ -38,7 +44,7 @@ export async function createServer (input: ServerInput): Promise<FastifyInstance
     if (status === 500) request.log.error({ err }, 'request failed')
     return sendError(reply, status)
   })
-  const { logLevel: _level, host: _host, port: _port, ...pluginOptions } = options
+  const { logLevel: _level, host: _host, port: _port, https: _https, ...pluginOptions } = options
   await app.register(wasmServe, { ...pluginOptions, healthz: true, methodNotAllowed: true })
   return app
 }
