@@ -1,0 +1,101 @@
+/**
+ * Benchmark plumbing: start a bench/server.mjs child pinned to CPU 0, read its CPU time and peak RSS
+ * from /proc, stop it; and check that a server really answers what we are about to measure (a
+ * benchmark of 404s is worthless).
+ */
+import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { request } from 'undici'
+
+const SERVER = join(dirname(fileURLToPath(import.meta.url)), 'server.mjs')
+const CLK_TCK = 100 // Linux USER_HZ
+
+/** A field of /proc/PID/status in KiB (VmHWM = peak RSS, VmRSS = current RSS). */
+function procStatusKiB (pid, field) {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8')
+  return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN)
+}
+
+/** utime + stime of a process in seconds (fields 14 and 15 of /proc/PID/stat). */
+function procCpuSeconds (pid) {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
+}
+
+/**
+ * CPU seconds all processes and the kernel spent busy on the machine (/proc/stat), so a run can tell
+ * how much other work competed with the server and the load generator.
+ */
+export function machineBusySeconds () {
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  return (user + nice + system + irq + softirq + steal) / CLK_TCK
+}
+
+/**
+ * Spawn `taskset -c 0 node bench/server.mjs kind root [options]` and resolve once it prints its port.
+ * taskset execs node, so the child's pid is the server's.
+ */
+export function startServer (kind, root, options, { timeoutMs = 60_000 } = {}) {
+  const args = ['-c', '0', process.execPath, SERVER, kind, root, ...(options ? [JSON.stringify(options)] : [])]
+  const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => { stderr += d })
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+  const server = {
+    pid: child.pid,
+    cpuSeconds: () => procCpuSeconds(child.pid),
+    peakRssKiB: () => procStatusKiB(child.pid, 'VmHWM'),
+    rssKiB: () => procStatusKiB(child.pid, 'VmRSS'),
+    async stop () {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM')
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+        await exited
+        clearTimeout(timer)
+      }
+    },
+  }
+  return new Promise((resolve, reject) => {
+    let stdout = ''
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`${kind} server did not print its port within ${timeoutMs / 1000} s`))
+    }, timeoutMs)
+    child.stdout.on('data', (d) => {
+      stdout += d
+      const port = /^PORT (\d+)$/m.exec(stdout)?.[1]
+      if (port) {
+        clearTimeout(timer)
+        resolve({ ...server, port: Number(port) })
+      }
+    })
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer)
+      if (code === 3 && stdout.includes('NOT_BUILT')) resolve({ ...server, notBuilt: true })
+      else reject(new Error(`${kind} server exited (${signal ?? code}) before listening: ${stderr.trim().split('\n').slice(0, 5).join(' | ')}`))
+    })
+  })
+}
+
+/**
+ * Throw unless `url` answers a br request with 200, Content-Type application/wasm, the expected
+ * Content-Encoding (none for identity), Content-Length and bytes.
+ */
+export async function verify (url, expected, acceptEncoding = 'br') {
+  const res = await request(url, { headers: { 'accept-encoding': acceptEncoding } })
+  const body = Buffer.from(await res.body.arrayBuffer())
+  const h = res.headers
+  const problems = []
+  if (res.statusCode !== 200) problems.push(`status ${res.statusCode}`)
+  if (h['content-type'] !== 'application/wasm') problems.push(`content-type ${h['content-type']}`)
+  if (h['content-encoding'] !== expected.encoding) problems.push(`content-encoding ${h['content-encoding'] ?? '(none)'}, expected ${expected.encoding ?? '(none)'}`)
+  if (h['content-length'] !== String(expected.size)) problems.push(`content-length ${h['content-length'] ?? '(none)'}, expected ${expected.size}`)
+  if (body.length !== expected.size) problems.push(`${body.length} body bytes, expected ${expected.size}`)
+  else if (expected.sha256 && createHash('sha256').update(body).digest('hex') !== expected.sha256) problems.push('body bytes differ from the fixture')
+  if (problems.length > 0) throw new Error(`${url}: ${problems.join('; ')}`)
+}
