@@ -7,8 +7,8 @@
  * seen yet is looked up on disk when requested.
  */
 import { createHash } from 'node:crypto'
-import { createReadStream, watch, type FSWatcher, type Stats } from 'node:fs'
-import { lstat, readFile, readdir, realpath, stat } from 'node:fs/promises'
+import { watch, type FSWatcher, type Stats } from 'node:fs'
+import { open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises'
 import { join, sep } from 'node:path'
 import { ENCODINGS, type Coding, type EncodingToken } from './encodings.js'
 import { contentTypeFor, originalName } from './content-type.js'
@@ -70,6 +70,7 @@ export interface CatalogOptions {
 /** Siblings may be a little older than their original after a copy or checkout (D3). */
 const MTIME_TOLERANCE_MS = 2000
 const SETTLE_MS = 40
+const QUIET_MS = 100
 const PARALLEL = 16
 
 interface FileFacts { rel: string, abs: string, stats: Stats }
@@ -80,7 +81,9 @@ export class Catalog {
   private readonly warned = new Set<string>()
   private readonly pending = new Map<string, NodeJS.Timeout>()
   private readonly inflight = new Map<string, Promise<void>>()
-  private watcher: FSWatcher | undefined
+  private readonly followUps = new Map<string, Promise<void>>()
+  private readonly watchers = new Map<string, FSWatcher>()
+  private closed = false
   private rootReal = ''
   private memoryUsed = 0
   private admitted = new Set<string>()
@@ -90,7 +93,7 @@ export class Catalog {
   static async create (opts: CatalogOptions): Promise<Catalog> {
     const catalog = new Catalog(opts)
     await catalog.build()
-    if (opts.watch) catalog.startWatching()
+    catalog.syncWatchers()
     return catalog
   }
 
@@ -105,7 +108,7 @@ export class Catalog {
     if (known !== undefined) return known
     const facts = await this.statInside(path)
     if (facts === undefined) return undefined
-    if (facts.stats.isDirectory()) { this.dirs.add(path); return undefined }
+    if (facts.stats.isDirectory()) { this.dirs.add(path); this.syncWatchers(); return undefined }
     await this.refresh(path)
     return this.assets.get(path)
   }
@@ -114,14 +117,26 @@ export class Catalog {
   refresh (path: string): Promise<void> {
     const base = originalName(path)
     const running = this.inflight.get(base)
-    if (running !== undefined) return running.then(() => this.refresh(path))
+    if (running === undefined) return this.startIndex(base)
+    // A change during a re-index needs one more pass; every caller meanwhile shares that pass.
+    let next = this.followUps.get(base)
+    if (next === undefined) {
+      next = running.catch(() => {}).then(() => { this.followUps.delete(base); return this.startIndex(base) })
+      this.followUps.set(base, next)
+    }
+    return next
+  }
+
+  private startIndex (base: string): Promise<void> {
     const job = this.indexGroup(base).finally(() => this.inflight.delete(base))
     this.inflight.set(base, job)
     return job
   }
 
   close (): void {
-    this.watcher?.close()
+    this.closed = true
+    for (const watcher of this.watchers.values()) watcher.close()
+    this.watchers.clear()
     for (const timer of this.pending.values()) clearTimeout(timer)
     this.pending.clear()
   }
@@ -159,20 +174,19 @@ export class Catalog {
     return rel.split('/').some((s, i) => s.startsWith('.') && !(i === 0 && s === '.well-known'))
   }
 
-  /** Stats a relative path, following symlinks only while they stay inside the root (D14). */
+  /**
+   * Stats a relative path, following symlinks only while the whole resolved path stays inside the
+   * root (D14): a symlinked directory anywhere in the path is resolved too, not only the last part.
+   */
   private async statInside (rel: string): Promise<FileFacts | undefined> {
     const abs = join(this.rootReal, ...rel.split('/'))
     try {
-      const link = await lstat(abs)
-      if (link.isSymbolicLink()) {
-        const target = await realpath(abs)
-        if (target !== this.rootReal && !target.startsWith(this.rootReal + sep)) {
-          this.warnOnce(rel, { path: rel }, 'not serving a symlink that leads outside the root')
-          return undefined
-        }
-        return { rel, abs: target, stats: await stat(target) }
+      const target = await realpath(abs)
+      if (target !== this.rootReal && !target.startsWith(this.rootReal + sep)) {
+        this.warnOnce(rel, { path: rel }, 'not serving a symlink that leads outside the root')
+        return undefined
       }
-      return { rel, abs, stats: link }
+      return { rel, abs: target, stats: await stat(target) }
     } catch {
       return undefined
     }
@@ -183,7 +197,7 @@ export class Catalog {
     const siblings = await Promise.all(ENCODINGS.map(e => this.statFile(base + e.suffix)))
     const loaded = new Map<string, Representation>()
     const load = async (facts: FileFacts, coding: Coding, type: string) => {
-      const rep = await this.loadRep(facts, coding, type)
+      const rep = await this.loadRep(facts, coding)
       loaded.set(facts.rel, rep)
       return rep
     }
@@ -247,7 +261,7 @@ export class Catalog {
   /** D3: a direct request for `x.wasm.br` gets x.wasm's type with Content-Encoding br when br is accepted, else the raw bytes. */
   private async directAsset (sib: FileFacts, token: EncodingToken, loadedRep: Representation | undefined, original: FileFacts | undefined): Promise<Asset> {
     const type = contentTypeFor(originalName(sib.rel))
-    const encoded = { ...(loadedRep ?? await this.loadRep(sib, token, type)) }
+    const encoded = { ...(loadedRep ?? await this.loadRep(sib, token)) }
     const raw: Representation = { ...encoded, coding: 'identity', etag: encoded.etag.replace(/"$/, '.raw"') }
     const usable = original !== undefined && await this.usableSibling(original, sib, token, true)
     return this.finish({ path: sib.rel, type, reps: [encoded, raw], identity: raw, vary: true, lastModifiedMs: sib.stats.mtimeMs, decodedSize: usable ? original.stats.size : undefined, rawType: 'application/octet-stream' })
@@ -278,7 +292,6 @@ export class Catalog {
 
   private async decodedSizeOf (sib: FileFacts, token: EncodingToken): Promise<number | undefined> {
     if (token === 'br') return undefined // brotli does not record the decoded size
-    const { open } = await import('node:fs/promises')
     const fh = await open(sib.abs, 'r')
     try {
       const head = Buffer.alloc(Math.min(sib.stats.size, 18))
@@ -291,20 +304,38 @@ export class Catalog {
     } finally { await fh.close() }
   }
 
-  /** Reads (or streams) one file, hashes it, and makes sure it did not change while being read. */
-  private async loadRep (facts: FileFacts, coding: Coding, type: string, attempt = 0): Promise<Representation> {
-    const before = facts.stats
-    const inMemory = this.admitted.has(facts.rel) || (this.admitted.size === 0 && this.memoryUsed + before.size <= this.opts.memoryBudget)
-    const body = inMemory ? await readFile(facts.abs) : null
-    const etag = `"${(body !== null ? hashBuffer(body) : await hashFile(facts.abs))}"`
-    const after = await stat(facts.abs)
-    if ((after.size !== before.size || after.mtimeMs !== before.mtimeMs || (body !== null && body.length !== after.size)) && attempt < 5) {
-      await delay(SETTLE_MS)
-      return this.loadRep({ ...facts, stats: after }, coding, type, attempt + 1)
+  /**
+   * Reads (or, beyond the memory budget, hashes by streaming) one file through one file handle, and
+   * makes sure it did not change meanwhile. A file modified within the last QUIET_MS may still be
+   * being written (a copy in place truncates first): wait until it has been quiet, so a half-written
+   * file is not indexed while the previous entry can still be served.
+   */
+  private async loadRep (facts: FileFacts, coding: Coding, attempt = 0): Promise<Representation> {
+    const fh = await open(facts.abs, 'r')
+    let settled: { body: Buffer | null, hash: string, stats: Stats } | undefined
+    try {
+      const before = await fh.stat()
+      const age = Date.now() - before.mtimeMs
+      if (age >= 0 && age < QUIET_MS) await delay(QUIET_MS - age)
+      const quiet = await fh.stat()
+      if (sameFile(before, quiet)) {
+        const inMemory = this.admitted.has(facts.rel) || (this.admitted.size === 0 && this.memoryUsed + quiet.size <= this.opts.memoryBudget)
+        const body = inMemory ? await fh.readFile() : null
+        const hash = body !== null ? hashBuffer(body) : await hashHandle(fh, quiet.size)
+        const after = await fh.stat()
+        if (sameFile(quiet, after) && (body === null || body.length === after.size)) settled = { body, hash, stats: after }
+      }
+    } finally {
+      await fh.close()
     }
+    if (settled === undefined) {
+      if (attempt >= 10) throw new Error(`${facts.rel} keeps changing; not indexed`)
+      await delay(SETTLE_MS)
+      return this.loadRep({ ...facts, stats: await stat(facts.abs) }, coding, attempt + 1)
+    }
+    const { body, hash, stats } = settled
     if (body !== null) this.memoryUsed += body.length
-    void type
-    return { coding, file: facts.abs, size: body?.length ?? after.size, mtimeMs: after.mtimeMs, etag, body, headers: {}, notModified: {} }
+    return { coding, file: facts.abs, size: stats.size, mtimeMs: stats.mtimeMs, etag: `"${hash}"`, body, headers: {}, notModified: {} }
   }
 
   /** Swaps a re-indexed group in; responses already under way keep the objects they hold. */
@@ -319,14 +350,27 @@ export class Catalog {
     for (const body of released) this.memoryUsed -= body.length
   }
 
-  private startWatching (): void {
-    try {
-      this.watcher = watch(this.rootReal, { recursive: true, persistent: false }, (_event, name) => {
-        if (name !== null) this.schedule(String(name).split(sep).join('/'))
-      })
-      this.watcher.on('error', (err) => this.opts.log.warn({ err }, 'file watcher failed; new files are still found on request'))
-    } catch (err) {
-      this.opts.log.warn({ err }, 'cannot watch the root for changes; new files are still found on request')
+  /**
+   * One non-recursive watcher per directory. Node 20's recursive fs.watch on Linux follows each
+   * file's inode and goes deaf to a file once it has been replaced by a rename (deploys do that),
+   * while a directory watch reports every name that changes in it.
+   */
+  private syncWatchers (): void {
+    if (!this.opts.watch || this.closed) return
+    for (const [dir, watcher] of this.watchers) {
+      if (!this.dirs.has(dir)) { watcher.close(); this.watchers.delete(dir) }
+    }
+    for (const dir of this.dirs) {
+      if (this.watchers.has(dir)) continue
+      try {
+        const watcher = watch(join(this.rootReal, ...dir.split('/').filter(Boolean)), { persistent: false }, (_event, name) => {
+          if (name !== null) this.schedule(dir === '' ? String(name) : `${dir}/${String(name)}`)
+        })
+        watcher.on('error', () => { watcher.close(); this.watchers.delete(dir) })
+        this.watchers.set(dir, watcher)
+      } catch (err) {
+        this.warnOnce(`watch:${dir}`, { err, dir }, 'cannot watch a directory for changes; new files are still found on request')
+      }
     }
   }
 
@@ -345,10 +389,11 @@ export class Catalog {
     if (facts?.stats.isDirectory() === true) {
       const files: FileFacts[] = []
       await this.walk(rel, files, new Set())
+      this.syncWatchers()
       for (const f of files) await this.refresh(f.rel)
       return
     }
-    if (facts === undefined) this.forgetDir(rel)
+    if (facts === undefined && this.dirs.has(rel)) { this.forgetDir(rel); this.syncWatchers(); return }
     await this.refresh(rel)
   }
 
@@ -383,10 +428,18 @@ export function hashBuffer (buf: Buffer): string {
   return createHash('sha256').update(buf).digest('base64url').slice(0, 27)
 }
 
-async function hashFile (file: string): Promise<string> {
+async function hashHandle (fh: FileHandle, size: number): Promise<string> {
   const hash = createHash('sha256')
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer)
+  const chunk = Buffer.allocUnsafe(Math.min(1 << 20, Math.max(size, 1)))
+  for (let position = 0; position < size;) {
+    const { bytesRead } = await fh.read(chunk, 0, Math.min(chunk.length, size - position), position)
+    if (bytesRead === 0) break
+    hash.update(chunk.subarray(0, bytesRead))
+    position += bytesRead
+  }
   return hash.digest('base64url').slice(0, 27)
 }
+
+const sameFile = (a: Stats, b: Stats) => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
 
 const delay = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))

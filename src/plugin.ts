@@ -125,7 +125,7 @@ async function handle (input: HandleInput): Promise<unknown> {
   const rawPath = (query === -1 ? url : url.slice(0, query)).slice(input.prefix.length)
   const resolved = resolvePath(rawPath, opts.dotfiles)
   if (!resolved.ok) return resolved.status === 404 ? reply.callNotFound() : sendError(reply, resolved.status)
-  const found = await lookup(catalog, resolved.path, resolved.directory)
+  const found = (resolved.directory ? undefined : catalog.get(resolved.path)) ?? await lookup(catalog, resolved.path, resolved.directory)
   if (found === 'redirect') {
     const location = `${input.prefix}/${encodeURI(resolved.path)}/${query === -1 ? '' : url.slice(query)}`
     return reply.code(301).header('location', location).send()

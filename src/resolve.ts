@@ -10,7 +10,22 @@ export type Resolution =
 const MAX_PATH = 4096
 const FORBIDDEN = /[\0-\x1f\x7f\\]/
 
+const memo = { deny: new Map<string, Resolution>(), allow: new Map<string, Resolution>() }
+const MEMO_LIMIT = 4096
+
+/** Resolutions are pure functions of the raw path, so the hot ones are remembered (bounded). */
 export function resolvePath (rawPath: string, dotfiles: 'deny' | 'allow'): Resolution {
+  const cache = memo[dotfiles]
+  let resolution = cache.get(rawPath)
+  if (resolution === undefined) {
+    resolution = resolveUncached(rawPath, dotfiles)
+    if (cache.size >= MEMO_LIMIT) cache.clear()
+    if (rawPath.length <= 1024) cache.set(rawPath, resolution)
+  }
+  return resolution
+}
+
+function resolveUncached (rawPath: string, dotfiles: 'deny' | 'allow'): Resolution {
   if (rawPath.length > MAX_PATH || FORBIDDEN.test(rawPath)) return { ok: false, status: 400 }
   const decoded = decodeOnce(rawPath)
   if (decoded === undefined || isHostile(decoded)) return { ok: false, status: 400 }

@@ -3,10 +3,10 @@
  * for GET and HEAD alike (D9). Headers come precomputed from the catalog; only a range or a
  * per-request CORS origin adds anything here.
  */
-import { open } from 'node:fs/promises'
+import { open, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Asset, Catalog, Representation } from './catalog.js'
+import { hashBuffer, type Asset, type Catalog, type Representation } from './catalog.js'
 import { negotiate } from './negotiate.js'
 import { parseRange } from './range.js'
 import { sendError } from './errors.js'
@@ -97,43 +97,86 @@ async function sendBody (input: BodyInput, attempt: number): Promise<unknown> {
   const stream = await openChecked(rep, start, end)
   if (stream !== undefined) return reply.code(input.status).headers(input.headers).send(stream)
   // The file changed on disk since it was indexed (D16): index it again and answer from the new entry.
+  if (attempt >= 2) return sendSnapshot(input)
   await input.catalog.refresh(input.asset.path)
   const fresh = input.catalog.get(input.asset.path)
   if (fresh === undefined) return reply.callNotFound()
-  if (attempt >= 2) return sendError(reply, 503)
   return sendAsset({ ...input, asset: fresh }, attempt + 1)
 }
 
 /**
- * Opens a streamed representation and checks it is still the file the headers describe. The last
- * chunk is held back until a final check: if the file was rewritten in place while being sent, the
- * connection is cut before the response is complete, so a client never accepts bytes that do not
- * match the Content-Length and ETag it was given (D16).
+ * Opens a streamed representation and checks it is still the file the headers describe. The first
+ * chunk is read before any header goes out, and the last chunk is held back until a final check: a
+ * file rewritten in place while being sent either gets a fresh index and answer (before the
+ * headers) or has its connection cut before the response is complete, so a client never accepts
+ * bytes that do not match the Content-Length and ETag it was given (D16).
  */
 async function openChecked (rep: Representation, start: number, end: number): Promise<Readable | undefined> {
-  let fh
+  let fh: FileHandle
   try { fh = await open(rep.file, 'r') } catch { return undefined }
-  const stats = await fh.stat()
-  if (stats.size !== rep.size || stats.mtimeMs !== rep.mtimeMs) { await fh.close(); return undefined }
-  return Readable.from(readChecked(fh, rep, start, end), { objectMode: false })
+  try {
+    const first = await readChunk(fh, start, end)
+    if (first === undefined || !(await unchanged(fh, rep))) { await fh.close(); return undefined }
+    return Readable.from(readRest(fh, rep, first, { start: start + first.length, end }), { objectMode: false })
+  } catch {
+    await fh.close()
+    return undefined
+  }
+}
+
+/**
+ * Last resort for a file that keeps changing faster than it can be indexed: one consistent snapshot
+ * of its bytes (same size, mtime and inode before and after the read), with length and ETag computed
+ * from exactly those bytes.
+ */
+async function sendSnapshot (input: BodyInput): Promise<unknown> {
+  const { reply, rep } = input
+  for (let i = 0; i < 5; i++) {
+    let fh: FileHandle
+    try { fh = await open(rep.file, 'r') } catch { return reply.callNotFound() }
+    try {
+      const before = await fh.stat()
+      const body = await fh.readFile()
+      const after = await fh.stat()
+      if (before.mtimeMs !== after.mtimeMs || before.size !== after.size || body.length !== after.size) continue
+      const slice = input.status === 206 ? body.subarray(input.start, Math.min(input.end, body.length - 1) + 1) : body
+      if (input.status === 206 && (input.start >= body.length || slice.length !== input.end - input.start + 1)) continue
+      const headers: Record<string, string> = { ...input.headers, 'content-length': String(slice.length), 'last-modified': after.mtime.toUTCString(), etag: `"${hashBuffer(body)}"` }
+      if (input.status === 206) headers['content-range'] = `bytes ${input.start}-${input.end}/${body.length}`
+      return reply.code(input.status).headers(headers).send(slice)
+    } finally {
+      await fh.close()
+    }
+  }
+  return sendError(reply, 503)
 }
 
 const CHUNK = 1 << 20
 
-async function * readChecked (fh: import('node:fs/promises').FileHandle, rep: Representation, start: number, end: number): AsyncGenerator<Buffer> {
+async function readChunk (fh: FileHandle, position: number, end: number): Promise<Buffer | undefined> {
+  const length = Math.min(CHUNK, end - position + 1)
+  const { bytesRead, buffer } = await fh.read(Buffer.allocUnsafe(length), 0, length, position)
+  return bytesRead === length ? buffer : undefined
+}
+
+async function unchanged (fh: FileHandle, rep: Representation): Promise<boolean> {
+  const now = await fh.stat()
+  return now.size === rep.size && now.mtimeMs === rep.mtimeMs
+}
+
+async function * readRest (fh: FileHandle, rep: Representation, first: Buffer, range: { start: number, end: number }): AsyncGenerator<Buffer> {
   try {
-    let position = start
-    while (position <= end) {
-      const length = Math.min(CHUNK, end - position + 1)
-      const { bytesRead, buffer } = await fh.read(Buffer.allocUnsafe(length), 0, length, position)
-      if (bytesRead === 0) throw new Error('file shrank while being sent')
-      position += bytesRead
-      if (position > end) {
-        const now = await fh.stat()
-        if (now.size !== rep.size || now.mtimeMs !== rep.mtimeMs) throw new Error('file changed while being sent')
-      }
-      yield bytesRead === length ? buffer : buffer.subarray(0, bytesRead)
+    let pending = first
+    for (let position = range.start; position <= range.end;) {
+      const chunk = await readChunk(fh, position, range.end)
+      if (chunk === undefined) throw new Error('file shrank while being sent')
+      yield pending
+      pending = chunk
+      position += chunk.length
     }
+    // Bytes read in one go need no second check; bytes from several reads must all be one version.
+    if (pending !== first && !(await unchanged(fh, rep))) throw new Error('file changed while being sent')
+    yield pending
   } finally {
     await fh.close()
   }
