@@ -71,12 +71,24 @@ function announce (input: { label: string, address: string, tls: TlsMaterial | u
 /** SIGTERM/SIGINT: stop accepting, let in-flight responses finish, exit 0 (SPEC §5). */
 function closeOnSignals (app: FastifyInstance): void {
   let closing = false
+  // HTTP/2 sessions (a browser tab keeps one open) are not connections server.close() ends by itself.
+  const sessions = new Set<{ close: () => void, destroy: () => void }>()
+  app.server.on('session', (session: { close: () => void, destroy: () => void, on: (e: string, f: () => void) => void }) => {
+    sessions.add(session)
+    session.on('close', () => sessions.delete(session))
+  })
   const close = (signal: string) => {
     if (closing) return
     closing = true
     app.log.info({ signal }, 'shutting down')
-    const force = setTimeout(() => { app.server.closeAllConnections(); process.exit(0) }, SHUTDOWN_GRACE_MS)
+    const force = setTimeout(() => {
+      (app.server as { closeAllConnections?: () => void }).closeAllConnections?.()
+      for (const session of sessions) session.destroy()
+      process.exit(0)
+    }, SHUTDOWN_GRACE_MS)
     force.unref()
+    // Sessions stop taking new streams; streams under way finish (graceful GOAWAY).
+    for (const session of sessions) session.close()
     app.close().then(() => process.exit(0), () => process.exit(1))
   }
   process.on('SIGTERM', () => close('SIGTERM'))

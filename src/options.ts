@@ -97,14 +97,19 @@ function messageOf (e: ErrorObject): string {
 }
 
 /** RFC 9110 §5.5: field values must not carry CR, LF or NUL; hop-by-hop headers belong to the connection. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'content-encoding'])
 function checkHeaders (opts: Record<string, unknown>): OptionProblem[] {
   const routes = Array.isArray(opts.routes) ? opts.routes as Array<{ headers?: unknown }> : []
   const problems: OptionProblem[] = []
   routes.forEach((route, i) => {
-    if (route === null || typeof route.headers !== 'object' || route.headers === null) return
+    if (route === null || typeof route !== 'object') return
+    const cacheControl = (route as { cacheControl?: unknown }).cacheControl
+    if (typeof cacheControl === 'string' && /[\r\n\0]/.test(cacheControl)) problems.push({ path: `/routes/${i}/cacheControl`, message: 'header values may not contain CR, LF or NUL' })
+    if (typeof route.headers !== 'object' || route.headers === null) return
     for (const [name, value] of Object.entries(route.headers)) {
       const path = `/routes/${i}/headers/${name.replace(/~/g, '~0').replace(/\//g, '~1')}`
+      if (!HEADER_NAME.test(name)) problems.push({ path, message: 'header names must be HTTP tokens (RFC 9110 §5.1)' })
       if (HOP_BY_HOP.has(name.toLowerCase())) problems.push({ path, message: `"${name}" is set by the server and may not be configured` })
       if (typeof value === 'string' && /[\r\n\0]/.test(value)) problems.push({ path, message: 'header values may not contain CR, LF or NUL' })
     }

@@ -26,8 +26,19 @@ export function isHashedName (fileName: string): boolean {
     if (/^[0-9a-f]{8,}$/i.test(part) && /\d/.test(part) && (/[a-f]/i.test(part) || part.length >= 16)) return true
   }
   const tail = /-([A-Za-z0-9_-]{8})$/.exec(stem)?.[1]
-  if (tail === undefined) return false
+  if (tail === undefined || isWords(tail)) return false
   return !/^[a-z]+$/.test(tail) && !/^\d+$/.test(tail) && /[A-Z0-9]/.test(tail) && /[a-zA-Z]/.test(tail)
+}
+
+/**
+ * Capitalised words that end asset names without being hashes: font styles (`OpenSans-SemiBold`,
+ * `Inter-Variable`) and icon names. A Vite hash can also look like two words (`DiwrgTda`), so only
+ * names made entirely of these words are excluded.
+ */
+const WORDS = new Set(['regular', 'bold', 'semi', 'extra', 'ultra', 'demi', 'black', 'heavy', 'light', 'thin', 'medium', 'italic', 'oblique', 'variable', 'condensed', 'expanded', 'narrow', 'wide', 'book', 'roman', 'display', 'text', 'mono', 'download', 'upload', 'close', 'open', 'menu', 'search', 'settings', 'arrow', 'left', 'right', 'up', 'down', 'home', 'user', 'logo', 'icon', 'small', 'large', 'dark'])
+function isWords (tail: string): boolean {
+  const parts = tail.match(/[A-Z][a-z]+|[a-z]+/g)
+  return parts !== null && parts.join('') === tail && parts.every(p => WORDS.has(p.toLowerCase()))
 }
 
 export interface FilePolicy {
