@@ -1,0 +1,259 @@
+// The wasm-serve demo: loads sqlite3.wasm with loader.js and shows how it was delivered.
+// No build step, no dependencies. The outcome is also left on `window.wasmDemo` for the e2e tests.
+import { loadWasm, detectFeatures } from './loader.js'
+
+const MODULE_URL = 'sqlite3.wasm' // relative: works when the demo is mounted under a prefix
+const $ = (id) => document.getElementById(id)
+const demo = { state: 'loading', progress: [], maxPercent: 0 }
+window.wasmDemo = demo
+
+function formatBytes (n) {
+  if (n === undefined || n === null || Number.isNaN(n)) return '–'
+  if (n < 1024) return `${n} B`
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10 * 1024 ? 1 : 0)} KB`
+  return `${(n / 1024 / 1024).toFixed(2)} MB`
+}
+
+function formatMs (ms) {
+  if (ms === undefined || Number.isNaN(ms)) return '–'
+  return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`
+}
+
+function setText (id, text) { $(id).textContent = text }
+
+// ---- progress bar: painted once per frame, never above 100 % -------------------------------------
+let pending
+function onProgress (p) {
+  const percent = p.total ? Math.min(100, (p.loaded / p.total) * 100) : undefined
+  demo.progress.push({ loaded: p.loaded, total: p.total, done: p.done })
+  if (percent !== undefined) demo.maxPercent = Math.max(demo.maxPercent, percent)
+  if (pending === undefined) requestAnimationFrame(() => paintProgress(pending))
+  pending = { ...p, percent }
+}
+
+function paintProgress (p) {
+  pending = undefined
+  const bar = $('progress')
+  bar.classList.toggle('indeterminate', p.percent === undefined)
+  bar.classList.toggle('done', p.done)
+  if (p.percent !== undefined) {
+    $('fill').style.transform = `scaleX(${p.percent / 100})`
+    bar.setAttribute('aria-valuenow', String(Math.floor(p.percent)))
+    setText('progress-pct', `${Math.floor(p.percent)} %`)
+    setText('progress-bytes', `${formatBytes(p.loaded)} of ${formatBytes(p.total)} decoded`)
+  } else {
+    bar.removeAttribute('aria-valuenow')
+    setText('progress-pct', 'size unknown')
+    setText('progress-bytes', `${formatBytes(p.loaded)} decoded`)
+  }
+  if (!p.done) setText('state', 'Downloading + compiling…')
+}
+
+// ---- sqlite3.wasm without its Emscripten glue ------------------------------------------------------
+const ENOSYS = 52 // Emscripten's errno numbering: syscalls return -errno, WASI calls return errno
+
+function buildImports (module) {
+  const memory = new WebAssembly.Memory({ initial: 256, maximum: 32768 }) // 16 MiB, as the glue does
+  const imports = {}
+  const described = WebAssembly.Module.imports(module)
+  for (const { module: ns, name, kind } of described) {
+    imports[ns] ??= {}
+    if (kind === 'memory') imports[ns][name] = memory
+    else if (kind === 'function') imports[ns][name] = stub(ns, name)
+  }
+  demo.imports = described.length
+  demo.memory = memory
+  return imports
+}
+
+function stub (ns, name) {
+  if (name === 'emscripten_date_now') return () => Date.now()
+  if (name === 'emscripten_get_now') return () => performance.now()
+  if (name === '_emscripten_get_now_is_monotonic') return () => 1
+  if (name.startsWith('__syscall_')) return () => -ENOSYS
+  if (ns === 'wasi_snapshot_preview1' && name !== 'environ_sizes_get' && name !== 'environ_get') return () => ENOSYS
+  return () => 0 // environ_*, tz, mmap/munmap, resize_heap: "nothing to do" is a valid answer
+}
+
+/** Runs one query through the raw C API: proof that the instance really works. */
+function runQuery (exports, memory, sql) {
+  const e = exports
+  const heap = () => new Uint8Array(memory.buffer)
+  const cstr = (ptr) => { const h = heap(); let end = ptr; while (h[end]) end++; return new TextDecoder().decode(h.subarray(ptr, end)) }
+  const alloc = (text) => { const b = new TextEncoder().encode(`${text}\0`); const p = e.sqlite3_malloc(b.length); heap().set(b, p); return p }
+  const ptrAt = (p) => new DataView(memory.buffer).getUint32(p, true)
+  e.__wasm_call_ctors?.()
+  const out = e.sqlite3_malloc(8)
+  if (e.sqlite3_open_v2(alloc(':memory:'), out, 6 /* READWRITE|CREATE */, 0) !== 0) throw new Error('sqlite3_open_v2 failed')
+  const db = ptrAt(out)
+  if (e.sqlite3_prepare_v2(db, alloc(sql), -1, out, 0) !== 0) throw new Error(cstr(e.sqlite3_errmsg(db)))
+  const stmt = ptrAt(out)
+  const row = []
+  if (e.sqlite3_step(stmt) === 100 /* SQLITE_ROW */) {
+    for (let i = 0; i < e.sqlite3_column_count(stmt); i++) row.push(cstr(e.sqlite3_column_text(stmt, i)))
+  }
+  e.sqlite3_finalize(stmt)
+  e.sqlite3_close_v2(db)
+  return row
+}
+
+// ---- the report -----------------------------------------------------------------------------------
+function showDelivery (r) {
+  const res = r.resource
+  const wire = r.transferSize
+  const encoded = r.encodedSize ?? r.contentLength
+  const encoding = r.encoding ?? (res && res.encodedBodySize < res.decodedBodySize ? 'compressed' : undefined)
+  $('encoding').innerHTML = ''
+  $('encoding').append(encoding ?? 'unknown')
+  setText('encoding-hint', encoding === 'identity'
+    ? 'not compressed'
+    : encoded && r.decodedSize ? `${Math.round((1 - encoded / r.decodedSize) * 100)} % smaller than the module` : 'from Content-Encoding')
+
+  setText('wire', wire === undefined ? formatBytes(encoded) : formatBytes(wire))
+  setText('wire-hint', wire === undefined
+    ? 'encoded body (Content-Length)'
+    : r.cache === 'cache' ? 'nothing: no request was made'
+      : r.cache === 'revalidated' ? 'headers only: the body came from the cache'
+        : `${formatBytes(encoded)} body + ${formatBytes(Math.max(0, wire - encoded))} headers`)
+
+  setText('decoded', formatBytes(r.decodedSize))
+  setText('decoded-hint', r.total === r.decodedSize ? 'matches X-Decoded-Content-Length' : r.total === undefined ? 'size was not announced' : `announced ${formatBytes(r.total)}`)
+
+  const cache = {
+    network: ['Network', `full ${r.status} download`],
+    revalidated: ['304', 'revalidated: cached copy reused'],
+    cache: ['HTTP cache', 'no request at all'],
+  }[r.cache] ?? ['unknown', 'no Resource Timing data']
+  setText('cache', cache[0])
+  setText('cache-hint', cache[1])
+  if (r.cache === 'revalidated' || r.cache === 'cache') $('cache').insertAdjacentHTML('beforeend', '<span class="tag">✓</span>')
+}
+
+function showTimeline (r) {
+  const res = r.resource
+  const start = res?.startTime ?? r.timing.start
+  const firstByte = res?.responseStart || r.timing.headers
+  const lastByte = Math.max(res?.responseEnd || 0, r.timing.downloaded)
+  const ready = r.timing.ready
+  const parts = { wait: firstByte - start, download: lastByte - firstByte, compile: Math.max(0, ready - lastByte) }
+  const total = ready - start
+  demo.timing = { ...parts, total }
+  for (const [name, ms] of Object.entries(parts)) {
+    $(`seg-${name}`).style.width = `${Math.max(0.5, (ms / total) * 100)}%`
+    setText(`t-${name}`, formatMs(ms))
+  }
+  setText('time-total', formatMs(total))
+  setText('compile-note', r.streamed
+    ? 'Compiled with WebAssembly.instantiateStreaming: compilation ran while the bytes arrived, so only the tail is left after the last byte. Chrome also caches the compiled code for the next visit.'
+    : `Compiled without streaming (Content-Type was "${r.contentType}"): the whole module was downloaded first, then compiled.`)
+}
+
+const HEADER_NOTES = {
+  'content-type': 'must be exactly application/wasm for streaming compilation',
+  'content-encoding': 'decoded by the browser; the compiler sees the original bytes',
+  'content-length': 'bytes on the wire (the encoded size)',
+  'x-decoded-content-length': 'the decoded size: lets the progress bar end at exactly 100 %',
+  etag: 'content-derived: a revalidation gets a 304 and keeps the compiled code cache',
+  'cache-control': 'no-cache = revalidate each visit; hashed names get a year + immutable',
+  vary: 'caches keep one copy per encoding',
+  'cross-origin-resource-policy': 'lets a cross-origin isolated page (COOP + COEP, --isolate) embed it',
+}
+
+function showHeaders (response) {
+  const rows = Object.entries(HEADER_NOTES).map(([name, why]) => {
+    const value = response.headers.get(name)
+    const tr = document.createElement('tr')
+    const th = document.createElement('th')
+    th.textContent = name
+    const td = document.createElement('td')
+    if (value === null) td.className = 'missing'
+    td.textContent = value ?? 'not sent'
+    const note = document.createElement('span')
+    note.className = 'why'
+    note.textContent = why
+    td.append(note)
+    tr.append(th, td)
+    return tr
+  })
+  $('headers').replaceChildren(...rows)
+}
+
+function showEnvironment () {
+  const isolated = globalThis.crossOriginIsolated === true
+  const pill = $('isolation')
+  pill.classList.add(isolated ? 'ok' : 'off')
+  pill.textContent = isolated ? 'crossOriginIsolated' : 'not cross-origin isolated'
+  $('coi').innerHTML = isolated ? '<span class="yes">true</span>' : '<span class="no">false</span>'
+  $('sab').innerHTML = typeof SharedArrayBuffer === 'function' ? '<span class="yes">available</span>' : '<span class="no">not available</span>'
+  $('secure').innerHTML = window.isSecureContext ? '<span class="yes">yes</span>' : '<span class="no">no (brotli is only offered over HTTPS or localhost)</span>'
+  setText('env-note', isolated ? 'Threads (SharedArrayBuffer + shared memory) are available.' : 'Start the server with --isolate to send COOP/COEP and enable threads.')
+  const features = detectFeatures()
+  demo.features = features
+  $('features').replaceChildren(...Object.entries(features).map(([name, on]) => {
+    const span = document.createElement('span')
+    span.className = `feature ${on ? 'on' : 'off'}`
+    span.textContent = name
+    return span
+  }))
+}
+
+function showVisit () {
+  const n = Number(sessionStorage.getItem('wasm-serve-visits') ?? 0) + 1
+  sessionStorage.setItem('wasm-serve-visits', String(n))
+  const pill = $('visit')
+  pill.textContent = n === 1 ? 'first visit' : `visit ${n} in this tab`
+  if (n > 1) pill.classList.add('info')
+}
+
+function showRun (r) {
+  setText('exports', `${Object.keys(r.instance.exports).length} functions and objects`)
+  setText('imports', `${demo.imports} (stubbed, incl. a 16 MiB memory)`)
+  try {
+    const row = runQuery(r.instance.exports, demo.memory, $('sql').textContent)
+    demo.sql = row
+    setText('sql-result', row.join('  ·  '))
+  } catch (err) {
+    setText('sql-result', `instantiated, but the query failed: ${err.message}`)
+  }
+}
+
+function showError (err) {
+  demo.state = 'failed'
+  demo.error = String(err?.message ?? err)
+  $('state').className = 'state failed'
+  setText('state', 'Failed')
+  $('progress').classList.remove('indeterminate')
+  $('progress').classList.add('failed')
+  const box = document.createElement('div')
+  box.className = 'error-box'
+  box.textContent = demo.error
+  if (err?.status === 404) box.textContent += ' — the demo module is created by `node scripts/demo-wasm.mjs` (run by npm install).'
+  $('progress').parentElement.querySelector('.progress-text').after(box)
+}
+
+async function main () {
+  showVisit()
+  showEnvironment()
+  $('reload').addEventListener('click', () => { location.href = location.pathname })
+  $('fresh').addEventListener('click', () => { location.href = `${location.pathname}?fresh` })
+  const fresh = new URLSearchParams(location.search).has('fresh')
+  try {
+    const r = await loadWasm(MODULE_URL, buildImports, { onProgress, init: fresh ? { cache: 'reload' } : undefined })
+    demo.result = {
+      encoding: r.encoding, decodedSize: r.decodedSize, total: r.total, streamed: r.streamed, cache: r.cache,
+      transferSize: r.transferSize, encodedSize: r.encodedSize, exports: Object.keys(r.instance.exports).length,
+    }
+    showDelivery(r)
+    showTimeline(r)
+    setText('state', `Ready in ${formatMs(demo.timing.total)}`)
+    $('state').className = 'state ready'
+    showHeaders(r.response)
+    showRun(r)
+    demo.state = 'ready'
+  } catch (err) {
+    console.error(err)
+    showError(err)
+  }
+}
+
+main()

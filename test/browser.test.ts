@@ -1,0 +1,161 @@
+/**
+ * End-to-end: the real CLI serving the demo (public/) to a real headless Chromium, driven by
+ * playwright-core. Skipped, with the reason printed, when Chromium or the build is missing.
+ */
+import t from 'tap'
+import { statSync } from 'node:fs'
+import type { Page } from 'playwright-core'
+import { launch, skipReason, startCli, waitForEncoding } from './browser/harness.js'
+
+const SQLITE_SIZE = statSync('node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm').size
+const reason = skipReason()
+if (reason) {
+  console.log(`# skipping browser tests: ${reason}`)
+  t.plan(0, reason)
+} else {
+  await run()
+}
+
+interface DemoState {
+  state: string
+  error?: string
+  maxPercent: number
+  progress: Array<{ loaded: number, total?: number, done: boolean }>
+  result?: { encoding?: string, decodedSize: number, total?: number, streamed: boolean, cache?: string, exports: number }
+  sql?: string[]
+}
+
+async function demoOutcome (page: Page): Promise<DemoState> {
+  await page.waitForFunction(() => (window as any).wasmDemo?.state !== 'loading', null, { timeout: 30_000 })
+  return page.evaluate(() => {
+    const d = (window as any).wasmDemo
+    return { state: d.state, error: d.error, maxPercent: d.maxPercent, progress: d.progress, result: d.result, sql: d.sql }
+  })
+}
+
+/** Loads a module with the loader from inside the page and reports what happened. */
+async function loadInPage (page: Page, url: string) {
+  return page.evaluate(async (url) => {
+    const { loadWasm } = await import('/loader.js' as string)
+    const events: Array<{ loaded: number, total?: number, done: boolean }> = []
+    try {
+      const r = await loadWasm(url, (m: WebAssembly.Module) => {
+        const imports: Record<string, Record<string, unknown>> = {}
+        for (const d of WebAssembly.Module.imports(m)) {
+          imports[d.module] ??= {}
+          imports[d.module][d.name] = d.kind === 'memory' ? new WebAssembly.Memory({ initial: 256, maximum: 32768 }) : () => 0
+        }
+        return imports
+      }, { onProgress: (p: any) => events.push(p), retries: 0 })
+      return { ok: true as const, encoding: r.encoding, streamed: r.streamed, decodedSize: r.decodedSize, exports: Object.keys(r.instance.exports).length, last: events.at(-1), over: events.some(e => e.total !== undefined && e.loaded > e.total) }
+    } catch (err: any) {
+      return { ok: false as const, name: err.name, message: String(err.message), status: err.status }
+    }
+  }, url)
+}
+
+async function run () {
+  const browser = await launch()
+  t.teardown(browser.close)
+
+  t.test('the demo streams sqlite3.wasm through br and its progress ends at exactly the decoded size', async t => {
+    const server = await startCli('public')
+    t.teardown(server.stop)
+    await waitForEncoding(server.url, '/sqlite3.wasm', 'br')
+    const page = await browser.context.newPage()
+    t.teardown(() => page.close())
+    await page.goto(server.url + '/')
+    const demo = await demoOutcome(page)
+    t.equal(demo.state, 'ready', demo.error ?? 'loaded')
+    t.equal(demo.result?.encoding, 'br')
+    t.equal(demo.result?.streamed, true)
+    t.equal(demo.result?.exports, 252)
+    t.same(demo.progress.at(-1), { loaded: SQLITE_SIZE, total: SQLITE_SIZE, done: true })
+    t.ok(demo.progress.every(p => p.total === undefined || p.loaded <= p.total), 'never above the total')
+    t.ok(demo.maxPercent <= 100 && demo.maxPercent === 100, 'the page showed at most (and finally) 100 %')
+    t.equal(demo.sql?.[1], '42', 'the instance runs SQL')
+    const shown = await page.textContent('#progress-pct')
+    t.equal(shown?.trim(), '100 %')
+  })
+
+  for (const encoding of ['gzip', 'identity']) {
+    t.test(`streaming compile and instantiate succeed through ${encoding}`, async t => {
+      const server = await startCli('public')
+      t.teardown(server.stop)
+      await waitForEncoding(server.url, '/sqlite3.wasm', encoding)
+      const page = await browser.context.newPage()
+      t.teardown(() => page.close())
+      await page.goto(server.url + '/loader.js')
+      await page.setExtraHTTPHeaders({ 'accept-encoding': encoding })
+      const r = await loadInPage(page, `/sqlite3.wasm?${encoding}`)
+      t.equal(r.ok, true, r.ok ? 'loaded' : r.message)
+      if (!r.ok) return
+      t.equal(r.encoding, encoding, `got ${r.encoding}`)
+      t.equal(r.streamed, true)
+      t.equal(r.exports, 252)
+      t.same(r.last, { loaded: SQLITE_SIZE, total: SQLITE_SIZE, done: true })
+      t.equal(r.over, false)
+    })
+  }
+
+  t.test('cross-origin isolation: on with --isolate, off without', async t => {
+    for (const [flags, expected] of [[['--isolate'], true], [[], false]] as const) {
+      const server = await startCli('public', [...flags])
+      const page = await browser.context.newPage()
+      await page.goto(server.url + '/')
+      const seen = await page.evaluate(() => ({ coi: crossOriginIsolated, sab: typeof SharedArrayBuffer === 'function' }))
+      const demo = await demoOutcome(page)
+      t.same(seen, { coi: expected, sab: expected }, `${flags.join(' ') || 'no flags'}`)
+      t.equal(demo.state, 'ready', 'the module still loads')
+      await page.close()
+      await server.stop()
+    }
+  })
+
+  t.test('a module named in a preload Link header is fetched exactly once', async t => {
+    const server = await startCli('public', ['--preload', '/sqlite3.wasm'])
+    t.teardown(server.stop)
+    const page = await browser.context.newPage()
+    t.teardown(() => page.close())
+    const fetched: string[] = []
+    page.on('requestfinished', r => { if (new URL(r.url()).pathname === '/sqlite3.wasm') fetched.push(r.url()) })
+    const response = await page.goto(server.url + '/')
+    t.match(response?.headers().link ?? '', /<\/sqlite3\.wasm>; rel=preload; as=fetch; crossorigin/)
+    const demo = await demoOutcome(page)
+    t.equal(demo.state, 'ready')
+    t.equal(fetched.length, 1, 'one network request for the module')
+  })
+
+  t.test('a second visit gets the module from the HTTP cache or a 304, never a full 200', async t => {
+    const server = await startCli('public')
+    t.teardown(server.stop)
+    const page = await browser.context.newPage()
+    t.teardown(() => page.close())
+    await page.goto(server.url + '/')
+    t.equal((await demoOutcome(page)).result?.cache, 'network', 'first visit downloads it')
+    const statuses: number[] = []
+    page.on('response', r => { if (new URL(r.url()).pathname === '/sqlite3.wasm') statuses.push(r.status()) })
+    await page.reload()
+    const second = await demoOutcome(page)
+    t.equal(second.state, 'ready')
+    t.ok(['revalidated', 'cache'].includes(second.result?.cache ?? ''), `second visit: ${second.result?.cache}`)
+    t.notOk(statuses.includes(200) && second.result?.cache === 'network', 'no full 200')
+  })
+
+  t.test('a missing module gives the loader a clear error, not an HTML page compiled as wasm', async t => {
+    for (const flags of [[], ['--spa']]) {
+      const server = await startCli('public', flags)
+      const page = await browser.context.newPage()
+      await page.goto(server.url + '/loader.js')
+      const r = await loadInPage(page, '/missing.wasm')
+      t.equal(r.ok, false)
+      if (!r.ok) {
+        t.equal(r.name, 'WasmLoadError', flags.join(' ') || 'no flags')
+        t.equal(r.status, 404)
+        t.match(r.message, /missing\.wasm.*HTTP 404/)
+      }
+      await page.close()
+      await server.stop()
+    }
+  })
+}
