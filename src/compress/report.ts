@@ -1,0 +1,116 @@
+/** Output of `wasm-serve compress`: a progress bar on a TTY, one line per file otherwise, then a table. */
+import cliProgress from 'cli-progress'
+import { ENCODINGS, type EncodingToken } from '../encodings.js'
+import type { Cell, Row, Task } from './types.js'
+
+export interface Io {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean }
+  stderr: NodeJS.WritableStream
+}
+
+const ERRNO_TEXT: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a parent is not a directory',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  ENOENT: 'no such file or directory',
+}
+
+/** A short reason without the path (the caller names the file once). */
+export function describeError (err: unknown): string {
+  const e = err as NodeJS.ErrnoException
+  if (typeof e?.code === 'string' && ERRNO_TEXT[e.code] !== undefined) return `${ERRNO_TEXT[e.code]} (${e.code})`
+  return e?.message ?? String(err)
+}
+
+const num = (n: number): string => n.toLocaleString('en-US')
+
+function cellText (cell: Cell | undefined): string {
+  switch (cell?.state) {
+    case 'written': return num(cell.size ?? 0)
+    case 'current': return `${num(cell.size ?? 0)}*`
+    case 'larger': return 'larger'
+    case 'error': return 'error'
+    case 'todo': return 'new'
+    default: return '-'
+  }
+}
+
+/** Bytes a client accepting only `token` would download: the sibling if there is one, else the file. */
+function served (row: Row, token: EncodingToken | undefined): number {
+  const cell = token === undefined ? undefined : row.cells[token]
+  return cell?.size !== undefined && cell.state !== 'larger' ? Math.min(cell.size, row.file.size) : row.file.size
+}
+
+function best (row: Row): number {
+  return Math.min(...ENCODINGS.map(e => served(row, e.token)))
+}
+
+function saving (original: number, smallest: number): string {
+  return original === 0 ? '-' : `${((1 - smallest / original) * 100).toFixed(1)}%`
+}
+
+function totalsLine (rows: Row[]): string[] {
+  const original = rows.reduce((s, r) => s + r.file.size, 0)
+  const perToken = ENCODINGS.map(e => rows.some(r => r.cells[e.token] !== undefined)
+    ? num(rows.reduce((s, r) => s + served(r, e.token), 0))
+    : '-')
+  const smallest = rows.reduce((s, r) => s + best(r), 0)
+  return [`total (${rows.length} files)`, num(original), ...perToken, saving(original, smallest)]
+}
+
+/** The summary table: file, original, br, zstd, gzip, saving; then totals and a legend. */
+export function formatTable (rows: Row[]): string {
+  const header = ['file', 'original', ...ENCODINGS.map(e => e.token), 'saving']
+  const body = rows.map(r => [
+    r.file.display, num(r.file.size), ...ENCODINGS.map(e => cellText(r.cells[e.token])), saving(r.file.size, best(r)),
+  ])
+  const lines = [header, ...body, totalsLine(rows)]
+  const widths = header.map((_, i) => Math.max(...lines.map(l => l[i].length)))
+  const fmt = (l: string[]): string => l.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join('  ').trimEnd()
+  const rule = widths.map(w => '-'.repeat(w)).join('  ')
+  return [fmt(header), rule, ...body.map(fmt), rule, fmt(lines[lines.length - 1]),
+    '* already up to date, kept · larger: not written, it would not be smaller than the file', ''].join('\n')
+}
+
+/** One line for a finished file, for logs and pipes. */
+export function fileLine (row: Row): string {
+  const parts = ENCODINGS.filter(e => row.cells[e.token] !== undefined && row.cells[e.token]?.state !== 'off')
+    .map(e => `${e.token} ${cellText(row.cells[e.token])}`)
+  return `${row.file.display}  ${num(row.file.size)} B → ${parts.join(', ')}\n`
+}
+
+export interface Progress {
+  taskDone: (task: Task) => void
+  stop: () => void
+}
+
+/** A cli-progress bar when stdout is a terminal, else one line per file as each one finishes. */
+export function startProgress (io: Io, tasks: Task[]): Progress {
+  const pending = new Map<Row, number>()
+  for (const t of tasks) pending.set(t.row, (pending.get(t.row) ?? 0) + 1)
+  const bar = io.stdout.isTTY === true ? makeBar(io, tasks.length) : undefined
+  return {
+    taskDone (task) {
+      const left = (pending.get(task.row) ?? 1) - 1
+      pending.set(task.row, left)
+      if (bar !== undefined) bar.increment(1, { file: task.row.file.rel })
+      else if (left === 0) io.stdout.write(fileLine(task.row))
+    },
+    stop () { bar?.stop() },
+  }
+}
+
+function makeBar (io: Io, total: number): cliProgress.SingleBar {
+  const bar = new cliProgress.SingleBar({
+    stream: io.stdout,
+    format: 'compressing {bar} {percentage}% | {value}/{total} siblings | {file}',
+    hideCursor: true,
+    clearOnComplete: true,
+  }, cliProgress.Presets.shades_classic)
+  bar.start(total, 0, { file: '' })
+  return bar
+}

@@ -1,0 +1,173 @@
+/** Finds the files to compress under the root and decides, per sibling, whether it needs writing. */
+import type { Dirent, Stats } from 'node:fs'
+import { lstat, open, readdir, realpath, stat, unlink } from 'node:fs/promises'
+import { basename, join, sep } from 'node:path'
+import { gzipDecodedSize, isCompressible, zstdContentSize } from '../codecs.js'
+import { ENCODINGS, encodingOfSuffix, type EncodingToken } from '../encodings.js'
+import type { FileEntry, Problem, Row, Task } from './types.js'
+import { describeError } from './report.js'
+
+export interface ScanResult { files: FileEntry[], notes: string[] }
+
+/** Resolves the root to its real path, or returns a one-line reason it cannot be used. */
+export async function openRoot (dir: string): Promise<string | { error: string }> {
+  let st: Stats
+  try {
+    st = await stat(dir)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    return { error: code === 'ENOENT' ? `no such directory: ${dir}` : `cannot read ${dir}: ${code ?? String(err)}` }
+  }
+  if (!st.isDirectory()) return { error: `not a directory: ${dir}` }
+  return realpath(dir)
+}
+
+function isInside (root: string, path: string): boolean {
+  return path.startsWith(root + sep)
+}
+
+/**
+ * A symlinked file is compressed only when it resolves inside the root (its sibling is written next
+ * to the link, inside the root too). Symlinked directories are not descended: no loops, no escapes.
+ */
+async function resolveEntry (root: string, abs: string, entry: Dirent): Promise<Stats | 'dir' | 'outside' | undefined> {
+  if (entry.isDirectory()) return 'dir'
+  if (entry.isFile()) return stat(abs)
+  if (!entry.isSymbolicLink()) return undefined
+  const target = await realpath(abs).catch(() => undefined)
+  if (target === undefined) return undefined
+  if (!isInside(root, target)) return 'outside'
+  const st = await stat(target)
+  return st.isFile() ? st : undefined
+}
+
+/** Names never compressed: dotfiles (and our temp files), and the siblings themselves. */
+function skipName (name: string): boolean {
+  return name.startsWith('.') || encodingOfSuffix(name) !== undefined || !isCompressible(name)
+}
+
+/** Our temp names (write.ts): `.<sibling>.<pid>-<8 hex>.tmp`. Nothing a user makes looks like this. */
+const TEMP_NAME = /^\..+\.(br|zst|gz)\.(\d+)-[0-9a-f]{8}\.tmp$/
+
+function processAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** A temp file whose writer is gone (killed with SIGKILL, power loss) is removed; a live run's is kept. */
+async function removeLeftoverTemp (path: string): Promise<boolean> {
+  const m = TEMP_NAME.exec(basename(path))
+  if (m === null || processAlive(Number(m[2]))) return false
+  return unlink(path).then(() => true, () => false)
+}
+
+interface WalkOptions { root: string, display: string, minSize: number, out: ScanResult }
+
+async function walk (dir: string, rel: string, opts: WalkOptions): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true })
+  for (const entry of entries) {
+    if (entry.name.startsWith('.')) {
+      if (entry.isFile() && await removeLeftoverTemp(join(dir, entry.name))) {
+        opts.out.notes.push(`removed ${join(opts.display, rel, entry.name)}, left by an interrupted run`)
+      }
+      continue
+    }
+    const abs = join(dir, entry.name)
+    const relPath = rel === '' ? entry.name : `${rel}/${entry.name}`
+    if (!entry.isDirectory() && skipName(entry.name)) continue
+    const kind = await resolveEntry(opts.root, abs, entry)
+    if (kind === 'dir') await walk(abs, relPath, opts)
+    else if (kind === 'outside') opts.out.notes.push(`skipped ${join(opts.display, relPath)}: symlink leading out of ${opts.display}`)
+    else if (kind !== undefined && kind.size >= opts.minSize) {
+      opts.out.files.push({
+        abs, rel: relPath, display: join(opts.display, relPath), size: kind.size, mtimeMs: kind.mtimeMs, mode: kind.mode,
+      })
+    }
+  }
+}
+
+export async function scanRoot (root: string, display: string, minSize: number): Promise<ScanResult> {
+  const out: ScanResult = { files: [], notes: [] }
+  await walk(root, '', { root, display, minSize, out })
+  out.files.sort((a, b) => a.rel < b.rel ? -1 : 1)
+  return out
+}
+
+async function readSlice (path: string, from: 'start' | 'end', length: number, size: number): Promise<Buffer> {
+  const fh = await open(path, 'r')
+  try {
+    const n = Math.min(length, size)
+    const { bytesRead, buffer } = await fh.read(Buffer.alloc(n), 0, n, from === 'start' ? 0 : size - n)
+    return buffer.subarray(0, bytesRead)
+  } finally {
+    await fh.close()
+  }
+}
+
+/** The sibling's cheaply known decoded size agrees with the file (SPEC D3); br has none to check. */
+async function decodedSizeMatches (sibling: string, st: Stats, file: FileEntry, token: EncodingToken): Promise<boolean> {
+  try {
+    if (token === 'gzip') return gzipDecodedSize(await readSlice(sibling, 'end', 4, st.size)) === file.size % 2 ** 32
+    if (token === 'zstd') {
+      const size = zstdContentSize(await readSlice(sibling, 'start', 64, st.size))
+      return size === undefined || size === file.size
+    }
+    return true
+  } catch {
+    return false // unreadable or not the format its name says: rewrite it
+  }
+}
+
+/** Sibling mtimes are set to the original's (see write.ts); utimes keeps microseconds, so allow 1 ms. */
+const MTIME_TOLERANCE_MS = 1
+
+interface PlanInput { file: FileEntry, token: EncodingToken, force: boolean }
+
+async function siblingState (input: PlanInput, sibling: string): Promise<{ state: 'todo' | 'current', size?: number } | Problem> {
+  let st: Stats
+  try {
+    st = await lstat(sibling)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return { state: 'todo' }
+    return { path: input.file.display + suffixOf(input.token), message: describeError(err) }
+  }
+  // Never replace what we did not make: a directory or symlink at the sibling's name is left alone.
+  if (!st.isFile()) return { path: input.file.display + suffixOf(input.token), message: 'exists and is not a regular file' }
+  if (input.force) return { state: 'todo' }
+  const fresh = st.mtimeMs >= input.file.mtimeMs - MTIME_TOLERANCE_MS
+  if (fresh && await decodedSizeMatches(sibling, st, input.file, input.token)) return { state: 'current', size: st.size }
+  return { state: 'todo' }
+}
+
+function suffixOf (token: EncodingToken): string {
+  return ENCODINGS.find(e => e.token === token)?.suffix ?? ''
+}
+
+export interface Plan { rows: Row[], tasks: Task[], problems: Problem[] }
+
+/** One row per file, one task per sibling that needs writing, biggest files first (better balance). */
+export async function planTasks (files: FileEntry[], tokens: EncodingToken[], force: boolean): Promise<Plan> {
+  const plan: Plan = { rows: [], tasks: [], problems: [] }
+  for (const file of files) {
+    const row: Row = { file, cells: {} }
+    plan.rows.push(row)
+    for (const token of tokens) {
+      const sibling = file.abs + suffixOf(token)
+      const state = await siblingState({ file, token, force }, sibling)
+      if ('message' in state) {
+        plan.problems.push(state)
+        row.cells[token] = { state: 'error' }
+      } else {
+        row.cells[token] = state
+        if (state.state === 'todo') plan.tasks.push({ row, token, sibling })
+      }
+    }
+  }
+  plan.tasks.sort((a, b) => b.row.file.size - a.row.file.size)
+  return plan
+}
