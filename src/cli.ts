@@ -7,6 +7,8 @@
 import { readFileSync, statSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
+import type { Server, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import { helpText, parseCli, UsageError } from './config.js'
 import { OptionsError } from './options.js'
 import { createServer } from './server.js'
@@ -77,6 +79,7 @@ function closeOnSignals (app: FastifyInstance): void {
     sessions.add(session)
     session.on('close', () => sessions.delete(session))
   })
+  keepSendingOnClose(app)
   const close = (signal: string) => {
     if (closing) return
     closing = true
@@ -93,6 +96,25 @@ function closeOnSignals (app: FastifyInstance): void {
   }
   process.on('SIGTERM', () => close('SIGTERM'))
   process.on('SIGINT', () => close('SIGINT'))
+}
+
+/**
+ * Node's server.close() ends "idle" connections, and a response counts as done once `res.end(buffer)`
+ * was called, though megabytes may still wait in the socket: a slow download of a big module would be
+ * cut. On shutdown, a connection still writing is closed only when its response has finished.
+ */
+function keepSendingOnClose (app: FastifyInstance): void {
+  const server = app.server as unknown as Server
+  if (typeof server.closeIdleConnections !== 'function') return // HTTP/2: sessions are closed above
+  const sockets = new Set<Socket>()
+  server.on('connection', (socket: Socket) => { sockets.add(socket); socket.on('close', () => sockets.delete(socket)) })
+  server.closeIdleConnections = function closeIdleConnections () {
+    for (const socket of sockets) {
+      const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
+      if (res == null || res.writableFinished) socket.destroy()
+      else res.once('finish', () => socket.destroy())
+    }
+  }
 }
 
 main(process.argv.slice(2)).then(code => { if (code !== 0) process.exitCode = code }, (err: unknown) => {

@@ -23,10 +23,12 @@ interface Flag {
   toOption?: (value: string) => unknown
 }
 
+/** '' and '8080abc' stay strings, so the schema reports them instead of Number() turning them into 0 or NaN. */
+const toNumber = (v: string): unknown => /^\d+$/.test(v.trim()) ? Number(v) : v
 const origins = (v: string) => v === '*' ? { origin: '*' } : { origin: v.split(',').map(s => s.trim()).filter(Boolean) }
 
 export const FLAGS: Flag[] = [
-  { name: 'port', short: 'p', key: 'port', arg: 'N', doc: 'port to listen on (env PORT; default 8080, 0 = any free port)', toOption: Number },
+  { name: 'port', short: 'p', key: 'port', arg: 'N', doc: 'port to listen on (env PORT; default 8080, 0 = any free port)', toOption: toNumber },
   { name: 'host', key: 'host', arg: 'HOST', doc: 'address to bind (env HOST; default 127.0.0.1)' },
   { name: 'config', short: 'c', arg: 'FILE', doc: 'JSON config file (see config.example.json)' },
   { name: 'isolate', key: 'crossOriginIsolation', arg: 'MODE', bare: 'require-corp', doc: 'cross-origin isolation: COOP + COEP (require-corp, or --isolate=credentialless)' },
@@ -107,12 +109,14 @@ function tlsFlags (values: Record<string, unknown>, cwd: string): Raw {
 /** `WASM_SERVE_MEMORY_BUDGET=64MB`, `WASM_SERVE_CORS=*`, `WASM_SERVE_ROUTES=[…]` (JSON), plus PORT and HOST. */
 export function fromEnv (env: NodeJS.ProcessEnv): Raw {
   const out: Raw = {}
-  if (env.PORT !== undefined && env.PORT !== '') out.port = Number(env.PORT)
+  if (env.PORT !== undefined && env.PORT !== '') out.port = toNumber(env.PORT)
   if (env.HOST !== undefined && env.HOST !== '') out.host = env.HOST
   for (const key of Object.keys(OptionsSchema.properties)) {
     const value = env[envName(key)]
     if (value === undefined || value === '' || key === 'root') continue
-    out[key] = key === 'cors' && value !== 'false' ? (value.startsWith('{') ? parseEnvValue(value) : origins(value)) : parseEnvValue(value)
+    const parsed = key === 'cors' && value !== 'false' ? (value.startsWith('{') ? parseEnvValue(value) : origins(value)) : parseEnvValue(value)
+    const isList = (OptionsSchema.properties as Record<string, { type?: string }>)[key]?.type === 'array'
+    out[key] = isList && typeof parsed === 'string' ? [parsed] : parsed
   }
   return out
 }

@@ -10,9 +10,12 @@
 import { mkdir, readFile, rename, stat, writeFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Asset, Catalog, Logger, Representation } from './catalog.js'
-import { hashBuffer } from './catalog.js'
-import { encode, zstdAvailable } from './codecs.js'
+import { hashBufferAsync } from './catalog.js'
+import { encodeAbortable, zstdAvailable } from './codecs.js'
 import type { EncodingToken } from './encodings.js'
+
+/** Above this size brotli runs at quality 9 instead of 11 (see codecs.ts); precompress big modules at build time. */
+const DENSE_ABOVE = 8 * 1024 * 1024
 
 export interface OnTheFlyOptions {
   tokens: readonly EncodingToken[]
@@ -28,6 +31,7 @@ export class OnTheFly {
   private catalog: Catalog | undefined
   private running: Promise<void> | undefined
   private closed = false
+  private readonly abort = new AbortController()
   private cacheReady: Promise<string | null>
 
   constructor (private readonly opts: OnTheFlyOptions) {
@@ -56,7 +60,7 @@ export class OnTheFly {
     while (this.running !== undefined) await this.running
   }
 
-  close (): void { this.closed = true; this.queue.clear() }
+  close (): void { this.closed = true; this.queue.clear(); this.abort.abort() }
 
   private tokens (): EncodingToken[] {
     return this.opts.tokens.filter(t => t !== 'zstd' || zstdAvailable)
@@ -78,6 +82,7 @@ export class OnTheFly {
       try {
         await this.encodeAsset(asset)
       } catch (err) {
+        if (this.closed) return
         this.opts.log.warn({ err, path }, 'on-the-fly compression failed; the file is served as identity')
       }
     }
@@ -87,7 +92,8 @@ export class OnTheFly {
     const catalog = this.catalog!
     const key = asset.identity.etag.replaceAll('"', '')
     const bytes = asset.identity.body ?? await readFile(asset.identity.file)
-    if (hashBuffer(bytes) !== key) return // changed on disk since it was indexed: its re-index schedules it again
+    // Bytes read back from disk must be the indexed content; a changed file's re-index schedules it again.
+    if (asset.identity.body === null && await hashBufferAsync(bytes) !== key) return
     const started = performance.now()
     const reps: Representation[] = []
     for (const token of this.missing(asset)) {
@@ -106,7 +112,7 @@ export class OnTheFly {
     const file = dir === null ? null : join(dir, `${key}.${token}`)
     let out: Buffer | undefined = file === null ? undefined : await readFile(file).catch(() => undefined)
     if (out === undefined) {
-      out = await encode(bytes, token, 'max')
+      out = await encodeAbortable(bytes, token, bytes.length > DENSE_ABOVE ? 'dense' : 'max', this.abort.signal)
       if (out.length >= bytes.length) return undefined // would not be smaller (D4, like siblings in D3)
       if (file !== null) await writeAtomic(file, out).catch(err => this.opts.log.warn({ err }, 'cannot write to the compression cache'))
     }
@@ -114,7 +120,7 @@ export class OnTheFly {
     if (!inMemory && file === null) return undefined
     const mtimeMs = file === null ? Date.now() : (await stat(file).catch(() => undefined))?.mtimeMs
     if (!inMemory && mtimeMs === undefined) return undefined
-    return { coding: token, file: file ?? '', size: out.length, mtimeMs: mtimeMs ?? Date.now(), etag: `"${hashBuffer(out)}"`, body: inMemory ? out : null, headers: {}, notModified: {} }
+    return { coding: token, file: file ?? '', size: out.length, mtimeMs: mtimeMs ?? Date.now(), etag: `"${await hashBufferAsync(out)}"`, body: inMemory ? out : null, headers: {}, notModified: {} }
   }
 
   private async prepareCacheDir (): Promise<string | null> {

@@ -45,7 +45,6 @@ export type { WasmServeOptions, ResolvedOptions } from './options.js'
 export { OptionsError, resolveOptions } from './options.js'
 
 const STATIC_METHODS = ['GET', 'HEAD'] as const
-const OTHER_METHODS = ['POST', 'PUT', 'DELETE', 'PATCH'] as const
 
 async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePluginOptions): Promise<void> {
   const { prefix: rawPrefix = '', watch = true, ...rest } = pluginOptions
@@ -79,9 +78,17 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
   fastify.route({ ...routeOptions, method: [...STATIC_METHODS], url: `${prefix}/*`, handler })
   if (opts.cors !== false) fastify.route({ ...routeOptions, method: 'OPTIONS', url: `${prefix}/*`, handler: (request, reply) => preflight(opts, request, reply) })
   if (opts.methodNotAllowed) {
-    const allow = opts.cors !== false ? 'GET, HEAD, OPTIONS' : 'GET, HEAD'
-    const methods = opts.cors !== false ? [...OTHER_METHODS] : [...OTHER_METHODS, 'OPTIONS']
-    fastify.route({ method: methods, url: `${prefix}/*`, handler: (_request, reply) => sendError(reply, 405, { allow }) })
+    // D17: any other method on a static path is 405, answered in onRequest, before a body would be
+    // parsed (a POST with a JSON body would otherwise get 400/415), and for methods no route knows.
+    const allowed = new Set(opts.cors !== false ? ['GET', 'HEAD', 'OPTIONS'] : ['GET', 'HEAD'])
+    const allow = [...allowed].join(', ')
+    fastify.addHook('onRequest', async (request, reply) => {
+      if (allowed.has(request.method)) return
+      const route = request.routeOptions.url
+      if (route !== undefined && route !== `${prefix}/*`) return // the app's own routes
+      if (!request.url.startsWith(prefix + '/')) return
+      return sendError(reply, 405, { allow })
+    })
   }
   if (opts.healthz) fastify.get(`${prefix}/healthz`, async () => ({ status: 'ok', files: catalog.size }))
 }

@@ -1,0 +1,375 @@
+// The `wasm-serve` CLI, spawned for real (`node dist/cli.js`, built by `npm test`'s pretest) and
+// talked to over HTTP with undici (SPEC §1, §3 CLI, §5; issue 2 item 7). Servers bind 127.0.0.1.
+import t, { type Test } from 'tap'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Agent, request } from 'undici'
+import { FLAGS } from '../src/config.js'
+
+const ROOT = resolve(import.meta.dirname, '..')
+const CLI = join(ROOT, 'dist/cli.js')
+const SQLITE = join(ROOT, 'node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm')
+const FFMPEG = join(ROOT, 'node_modules/@ffmpeg/core/dist/esm/ffmpeg-core.wasm')
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
+
+if (!existsSync(CLI)) spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' })
+
+/** A site with a real wasm module (sqlite3.wasm, 856 KB); BIG holds the 32 MB ffmpeg core for slow downloads. */
+const SITE = mkdtempSync(join(tmpdir(), 'wasm-serve-cli-'))
+copyFileSync(SQLITE, join(SITE, 'sqlite3.wasm'))
+const BIG = mkdtempSync(join(tmpdir(), 'wasm-serve-cli-big-'))
+copyFileSync(FFMPEG, join(BIG, 'ffmpeg-core.wasm'))
+t.teardown(() => { rmSync(SITE, { recursive: true, force: true }); rmSync(BIG, { recursive: true, force: true }) })
+
+/** The environment of the test runner without anything that would configure the server. */
+function cleanEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  for (const key of Object.keys(env)) if (key === 'PORT' || key === 'HOST' || key.startsWith('WASM_SERVE_')) delete env[key]
+  return { ...env, ...extra }
+}
+
+interface Proc {
+  child: ChildProcess
+  out: { stdout: string, stderr: string }
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+}
+
+/** Spawns the real CLI; killed at teardown if still running. */
+function run (t: Test, args: string[], opts: { env?: Record<string, string>, cwd?: string } = {}): Proc {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? ROOT, env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] })
+  const out = { stdout: '', stderr: '' }
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => { out.stdout += s })
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => { out.stderr += s })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(done => child.on('exit', (code, signal) => done({ code, signal })))
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  return { child, out, exited }
+}
+
+/** Resolves when `check` is true, or rejects with what the process printed after `ms`. */
+async function until (proc: Proc, check: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nstdout: ${proc.out.stdout}\nstderr: ${proc.out.stderr}`)
+    await sleep(20)
+  }
+}
+
+const SERVING = /^wasm-serve (\S+) serving (.+) at (http:\/\/\S+)$/m
+
+/** Starts the CLI and waits for its "serving … at URL" line; returns the URL too. */
+async function serve (t: Test, args: string[], opts: { env?: Record<string, string>, cwd?: string } = {}) {
+  const proc = run(t, args, opts)
+  let exited = false
+  void proc.exited.then(() => { exited = true })
+  await until(proc, () => SERVING.test(proc.out.stdout) || exited, 'the serving line')
+  const m = SERVING.exec(proc.out.stdout)
+  if (m === null) throw new Error(`the CLI exited before serving\nstdout: ${proc.out.stdout}\nstderr: ${proc.out.stderr}`)
+  return { ...proc, url: m[3]! }
+}
+
+async function freePort (): Promise<number> {
+  const server = await occupy(0)
+  const port = (server.address() as { port: number }).port
+  await new Promise(done => server.close(done))
+  return port
+}
+
+function occupy (port: number): Promise<Server> {
+  return new Promise((done, fail) => {
+    const server = createServer()
+    server.once('error', fail)
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => done(server))
+  })
+}
+
+async function isFree (port: number): Promise<boolean> {
+  try { const s = await occupy(port); await new Promise(done => s.close(done)); return true } catch { return false }
+}
+
+const portOf = (url: string) => Number(new URL(url).port)
+const requestLines = (stdout: string) => stdout.split('\n').filter(l => l.startsWith('{'))
+  .map(l => JSON.parse(l) as Record<string, unknown>).filter(l => l.msg === 'request')
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
+
+t.test('serves a directory: a wasm request gets application/wasm and the exact bytes', async t => {
+  const { url } = await serve(t, [SITE, '--port', '0'])
+  const res = await request(`${url}/sqlite3.wasm`, { headers: { 'accept-encoding': 'identity' } })
+  const body = Buffer.from(await res.body.arrayBuffer())
+  t.equal(res.statusCode, 200)
+  t.equal(res.headers['content-type'], 'application/wasm')
+  t.equal(Number(res.headers['content-length']), 856447)
+  t.ok(body.equals(readFileSync(SQLITE)), 'body is byte for byte sqlite3.wasm')
+})
+
+t.test('binds 127.0.0.1 by default', async t => {
+  const { url } = await serve(t, [SITE, '--port', '0'])
+  t.equal(new URL(url).hostname, '127.0.0.1')
+})
+
+t.test('binds 127.0.0.1:8080 when no port is given', async t => {
+  if (!(await isFree(8080))) return t.skip('port 8080 is taken on this machine; the fallback test below covers this path')
+  const { url, out } = await serve(t, [SITE])
+  t.equal(url, 'http://127.0.0.1:8080')
+  t.notMatch(out.stderr, /in use/)
+  const res = await request(`${url}/healthz`)
+  await res.body.dump()
+  t.equal(res.statusCode, 200)
+})
+
+t.test('says when the port is taken and serves on another one', async t => {
+  const blocker = await occupy(0)
+  t.teardown(() => new Promise(done => blocker.close(done)))
+  const taken = (blocker.address() as { port: number }).port
+  const { url, out } = await serve(t, [SITE, '--port', String(taken)])
+  const m = /^wasm-serve: port (\d+) is in use, using (\d+) instead$/m.exec(out.stderr)
+  t.ok(m, 'stderr says the port is in use', { stderr: out.stderr })
+  t.equal(Number(m?.[1]), taken, 'names the port asked for')
+  t.equal(portOf(url), Number(m?.[2]), 'serves on the port it says it uses')
+  t.not(portOf(url), taken)
+  const res = await request(`${url}/sqlite3.wasm`)
+  await res.body.dump()
+  t.equal(res.statusCode, 200)
+})
+
+t.test('takes the address from the HOST and PORT environment variables', async t => {
+  const port = await freePort()
+  // All of 127.0.0.0/8 is loopback on Linux, so 127.0.0.2 proves HOST is used, not the default.
+  const { url } = await serve(t, [SITE], { env: { HOST: '127.0.0.2', PORT: String(port) } })
+  t.equal(url, `http://127.0.0.2:${port}`)
+  const res = await request(`${url}/sqlite3.wasm`)
+  await res.body.dump()
+  t.equal(res.statusCode, 200)
+})
+
+t.test('--host and --port beat HOST and PORT', async t => {
+  const [a, b] = [await freePort(), await freePort()]
+  const { url } = await serve(t, [SITE, '--host', '127.0.0.1', '--port', String(b)], { env: { HOST: '127.0.0.2', PORT: String(a) } })
+  t.equal(url, `http://127.0.0.1:${b}`)
+})
+
+t.test('without a TTY it prints one line saying what it serves and where', async t => {
+  const { out, url } = await serve(t, [SITE, '--port', '0'])
+  await sleep(200)
+  const plain = out.stdout.split('\n').filter(l => l !== '' && !l.startsWith('{'))
+  t.same(plain, [`wasm-serve ${VERSION} serving ${SITE} at ${url}`], 'exactly one non-log line')
+  t.equal(out.stderr, '', 'nothing on stderr')
+})
+
+t.test('on a TTY it prints a banner', async t => {
+  if (spawnSync('script', ['--version'], { stdio: 'ignore' }).status !== 0) return t.skip('`script` (util-linux) is not installed: no way to give the CLI a pseudo-terminal')
+  const cmd = `exec '${process.execPath}' '${CLI}' '${SITE}' --port 0`
+  // stdin stays an open pipe: script ends the session when its stdin reaches EOF.
+  const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'], detached: true })
+  const proc: Proc = { child, out: { stdout: '', stderr: '' }, exited: new Promise(done => child.on('exit', (code, signal) => done({ code, signal }))) }
+  child.stdout.setEncoding('utf8').on('data', (s: string) => { proc.out.stdout += s })
+  child.stderr.setEncoding('utf8').on('data', (s: string) => { proc.out.stderr += s })
+  t.teardown(() => { try { process.kill(-child.pid!, 'SIGKILL') } catch { /* already gone */ } })
+  await until(proc, () => proc.out.stdout.includes('Ctrl+C'), 'the banner')
+  const text = proc.out.stdout.replace(/\r/g, '')
+  t.match(text, `wasm-serve ${VERSION}`)
+  t.match(text, new RegExp(`Serving +${SITE.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
+  const local = /Local +(http:\/\/127\.0\.0\.1:\d+)/.exec(text)
+  t.ok(local, 'banner shows the local URL')
+  t.notMatch(text, SERVING, 'not the one-line form')
+  const res = await request(`${local![1]}/healthz`)
+  await res.body.dump()
+  t.equal(res.statusCode, 200, 'the URL in the banner answers')
+  process.kill(-child.pid!, 'SIGTERM')
+  await proc.exited
+})
+
+t.test('logs one JSON line per request with method, url, status, encoding, bytes and ms', async t => {
+  const server = await serve(t, [SITE, '--port', '0'])
+  const { url, out } = server
+  for (const [method, path] of [['GET', '/sqlite3.wasm'], ['HEAD', '/sqlite3.wasm'], ['GET', '/missing.wasm']] as const) {
+    const res = await request(`${url}${path}`, { method, headers: { 'accept-encoding': 'identity' } })
+    await res.body.dump()
+  }
+  await until(server, () => requestLines(out.stdout).length >= 3, 'three request lines')
+  await sleep(100)
+  const lines = requestLines(out.stdout)
+  t.equal(lines.length, 3, 'one line per request, no more')
+  t.match(lines[0], { method: 'GET', url: '/sqlite3.wasm', status: 200, encoding: 'identity', bytes: 856447, ms: Number })
+  t.match(lines[1], { method: 'HEAD', url: '/sqlite3.wasm', status: 200 })
+  t.match(lines[2], { method: 'GET', url: '/missing.wasm', status: 404 })
+})
+
+t.test('--quiet and --log-level warn log no request lines', async t => {
+  for (const flags of [['--quiet'], ['-q'], ['--log-level', 'warn']]) {
+    const { url, out } = await serve(t, [SITE, '--port', '0', ...flags])
+    for (let i = 0; i < 3; i++) {
+      const res = await request(`${url}/sqlite3.wasm`)
+      await res.body.dump()
+    }
+    await sleep(300)
+    t.same(requestLines(out.stdout), [], `${flags.join(' ')}: no request lines`)
+    t.match(out.stdout, SERVING, `${flags.join(' ')}: still says where it serves`)
+  }
+})
+
+t.test('--help lists every flag and exits 0', async t => {
+  const proc = run(t, ['--help'])
+  const { code } = await proc.exited
+  t.equal(code, 0)
+  t.match(proc.out.stdout, /^Usage: wasm-serve/)
+  for (const flag of FLAGS) t.match(proc.out.stdout, `--${flag.name}`, `mentions --${flag.name}`)
+  t.match(proc.out.stdout, 'wasm-serve compress')
+  const short = run(t, ['-h'])
+  t.equal((await short.exited).code, 0)
+  t.equal(short.out.stdout, proc.out.stdout, '-h is --help')
+})
+
+t.test('--version prints the version from package.json and exits 0', async t => {
+  for (const flag of ['--version', '-v']) {
+    const proc = run(t, [flag])
+    const { code } = await proc.exited
+    t.equal(code, 0)
+    t.equal(proc.out.stdout.trim(), `wasm-serve ${VERSION}`)
+  }
+})
+
+t.test('a missing directory is an error naming it, exit 1, nothing bound', async t => {
+  const port = await freePort()
+  const missing = join(SITE, 'no-such-dir')
+  const proc = run(t, [missing, '--port', String(port)])
+  const { code } = await proc.exited
+  t.equal(code, 1)
+  t.match(proc.out.stderr, missing, 'stderr names the directory')
+  t.equal(proc.out.stderr.trim().split('\n').length, 1, 'one line, no stack trace')
+  t.notMatch(proc.out.stdout, /listening|serving/)
+  t.ok(await isFree(port), 'the port was never taken')
+})
+
+t.test('a missing directory is named as the user typed it', async t => {
+  const proc = run(t, ['./nope-dir', '--port', '0'], { cwd: SITE })
+  t.equal((await proc.exited).code, 1)
+  t.match(proc.out.stderr, './nope-dir')
+})
+
+t.test('an unknown flag is a clear error with exit 1', async t => {
+  const proc = run(t, [SITE, '--prot', '8081'])
+  const { code } = await proc.exited
+  t.equal(code, 1)
+  t.match(proc.out.stderr, /^wasm-serve: .*--prot/m, 'names the flag')
+  t.notMatch(proc.out.stderr, /\n\s+at /, 'no stack trace')
+  t.notMatch(proc.out.stdout, /serving/)
+})
+
+t.test('two directories are a clear error with exit 1', async t => {
+  const proc = run(t, [SITE, SITE, '--port', '0'])
+  t.equal((await proc.exited).code, 1)
+  t.match(proc.out.stderr, /at most one directory/)
+})
+
+t.test('SIGTERM lets a slow in-flight download finish with every byte, then exits 0', async t => {
+  // No on-the-fly compression here: this test is about the response, the next one about the encoder.
+  const { url, child, out, exited } = await serve(t, [BIG, '--port', '0'], { env: { WASM_SERVE_COMPRESS: '{"onTheFly":false}' } })
+  const expected = readFileSync(FFMPEG)
+  // undici stops reading the socket while the body is not consumed, so the server's writes back up.
+  const agent = new Agent({ connections: 1 })
+  t.teardown(() => agent.close())
+  const res = await request(`${url}/ffmpeg-core.wasm`, { dispatcher: agent, headers: { 'accept-encoding': 'identity' }, highWaterMark: 16 * 1024 })
+  t.equal(res.statusCode, 200)
+  t.equal(Number(res.headers['content-length']), expected.length)
+  const chunks: Buffer[] = []
+  const body = res.body[Symbol.asyncIterator]()
+  chunks.push((await body.next()).value as Buffer)
+  let exitedEarly = false
+  void exited.then(() => { exitedEarly = true })
+  child.kill('SIGTERM')
+  await sleep(800) // the reader is stalled: the server must wait for it
+  t.notOk(exitedEarly, 'still running while a response is in flight')
+  const fresh = new Agent()
+  t.teardown(() => fresh.destroy())
+  const refused = await request(url, { dispatcher: fresh, headersTimeout: 2000 })
+    .then(r => r.body.dump().then(() => r.statusCode), (err: NodeJS.ErrnoException) => err.code)
+  t.equal(refused, 'ECONNREFUSED', 'new connections are refused while draining')
+  let error: unknown
+  try {
+    for (let next = await body.next(); next.done !== true; next = await body.next()) chunks.push(next.value as Buffer)
+  } catch (err) { error = err }
+  const received = Buffer.concat(chunks)
+  t.equal(error, undefined, 'the response was not cut')
+  t.equal(received.length, expected.length, 'every byte arrived')
+  t.equal(sha(received), sha(expected), 'and they are the right bytes')
+  const { code, signal } = await exited
+  t.equal(code, 0, 'exit code 0')
+  t.equal(signal, null)
+  t.match(out.stdout, /"signal":"SIGTERM"/)
+})
+
+t.test('SIGTERM exits within a bounded time while a large file is being compressed on the fly', async t => {
+  // BIG's 32 MB module has no siblings, so the server starts encoding it (brotli 11 takes minutes);
+  // an empty cache dir makes sure the encoding is not simply read back from an earlier run.
+  const cacheDir = mkdtempSync(join(tmpdir(), 'wasm-serve-cli-cache-'))
+  t.teardown(() => rmSync(cacheDir, { recursive: true, force: true }))
+  const { child, exited } = await serve(t, [BIG, '--port', '0'], { env: { WASM_SERVE_COMPRESS: JSON.stringify({ cacheDir }) } })
+  await sleep(1000)
+  const started = Date.now()
+  child.kill('SIGTERM')
+  const outcome = await Promise.race([exited, sleep(15_000, 'timeout' as const)])
+  t.not(outcome, 'timeout', 'exited within 15 s of SIGTERM', { waitedMs: Date.now() - started })
+  if (outcome !== 'timeout') t.equal(outcome.code, 0, 'exit code 0')
+})
+
+t.test('SIGINT closes gracefully and exits 0', async t => {
+  const { child, exited, url } = await serve(t, [SITE, '--port', '0'])
+  const res = await request(`${url}/sqlite3.wasm`)
+  await res.body.dump()
+  child.kill('SIGINT')
+  const { code, signal } = await exited
+  t.equal(code, 0)
+  t.equal(signal, null)
+})
+
+t.test('SIGTERM with no requests exits 0 promptly', async t => {
+  const { child, exited } = await serve(t, [SITE, '--port', '0'])
+  const started = Date.now()
+  child.kill('SIGTERM')
+  t.equal((await exited).code, 0)
+  t.ok(Date.now() - started < 5000, 'within 5 s')
+})
+
+t.test('GET /healthz answers 200', async t => {
+  const { url } = await serve(t, [SITE, '--port', '0'])
+  const res = await request(`${url}/healthz`)
+  await res.body.dump()
+  t.equal(res.statusCode, 200)
+})
+
+t.test('other methods answer 405 with Allow, with or without a request body', async t => {
+  const { url } = await serve(t, [SITE, '--port', '0'])
+  const cases: Array<{ method: string, path: string, body?: string, type?: string }> = [
+    { method: 'POST', path: '/sqlite3.wasm' },
+    { method: 'DELETE', path: '/sqlite3.wasm' },
+    { method: 'POST', path: '/healthz' },
+    // A body must not change the answer: the method is wrong whatever the payload (D17).
+    { method: 'POST', path: '/sqlite3.wasm', body: 'x' },
+    { method: 'PUT', path: '/sqlite3.wasm', body: '\0asm', type: 'application/octet-stream' },
+    { method: 'POST', path: '/sqlite3.wasm', body: '{bad json', type: 'application/json' },
+    { method: 'PROPFIND', path: '/sqlite3.wasm' },
+  ]
+  for (const c of cases) {
+    const name = `${c.method} ${c.path}${c.body !== undefined ? ` with a ${c.type ?? 'untyped'} body` : ''}`
+    const res = await request(`${url}${c.path}`, { method: c.method, body: c.body, headers: c.type !== undefined ? { 'content-type': c.type } : {} })
+    await res.body.dump()
+    t.equal(res.statusCode, 405, name)
+    t.match(String(res.headers.allow), /^GET, HEAD(, OPTIONS)?$/, `${name}: Allow`)
+  }
+})
+
+t.test('with no directory it serves the bundled demo from public/', async t => {
+  if (!existsSync(join(ROOT, 'public/index.html'))) return t.skip('public/index.html does not exist yet')
+  const { url, out } = await serve(t, ['--port', '0'])
+  t.match(out.stdout, /serving the demo at/)
+  const res = await request(`${url}/`)
+  const body = Buffer.from(await res.body.arrayBuffer())
+  t.equal(res.statusCode, 200)
+  t.match(String(res.headers['content-type']), /^text\/html/)
+  t.ok(body.equals(readFileSync(join(ROOT, 'public/index.html'))), 'the demo page, byte for byte')
+})

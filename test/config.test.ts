@@ -1,0 +1,321 @@
+// Configuration (SPEC §3; issue 2 item 8): the config file is validated against the one schema with
+// every problem reported at once, with its JSON path, before a port is bound; precedence is
+// defaults < file < WASM_SERVE_* / PORT / HOST < flags. In-process through parseCli, and through the
+// real CLI (`node dist/cli.js`) where the outcome is only visible from outside.
+import t, { type Test } from 'tap'
+import { spawn, spawnSync } from 'node:child_process'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
+import { parseCli, UsageError } from '../src/config.js'
+import { OptionsError, OptionsSchema, resolveOptions, type OptionProblem } from '../src/options.js'
+
+const ROOT = resolve(import.meta.dirname, '..')
+const CLI = join(ROOT, 'dist/cli.js')
+const EXAMPLE = join(ROOT, 'config.example.json')
+const SQLITE = join(ROOT, 'node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm')
+
+if (!existsSync(CLI)) spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' })
+
+/** TMP/site holds a real wasm module and a page; TMP/conf holds config files that point at it. */
+const TMP = mkdtempSync(join(tmpdir(), 'wasm-serve-config-'))
+const SITE = join(TMP, 'site')
+const CONF = join(TMP, 'conf')
+mkdirSync(SITE)
+mkdirSync(CONF)
+copyFileSync(SQLITE, join(SITE, 'sqlite3.wasm'))
+writeFileSync(join(SITE, 'index.html'), '<!doctype html><title>config</title>\n')
+t.teardown(() => rmSync(TMP, { recursive: true, force: true }))
+
+function writeConfig (name: string, data: unknown): string {
+  const file = join(CONF, name)
+  writeFileSync(file, typeof data === 'string' ? data : JSON.stringify(data, null, 2))
+  return file
+}
+
+/** The problems an OptionsError carries; fails the test with whatever else was thrown. */
+function problemsOf (fn: () => unknown): OptionProblem[] {
+  try { fn() } catch (err) {
+    if (err instanceof OptionsError) return err.problems
+    throw err
+  }
+  throw new Error('expected an OptionsError, nothing was thrown')
+}
+
+const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
+  const env = { ...process.env }
+  for (const key of Object.keys(env)) if (key === 'PORT' || key === 'HOST' || key.startsWith('WASM_SERVE_')) delete env[key]
+  return { ...env, ...extra }
+}
+
+/** Runs the real CLI until it prints where it serves (resolving with the URL) or exits. */
+function runCli (t: Test, args: string[], opts: { env?: Record<string, string>, cwd?: string } = {}) {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? ROOT, env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] })
+  const out = { stdout: '', stderr: '' }
+  child.stdout.setEncoding('utf8').on('data', (s: string) => { out.stdout += s })
+  child.stderr.setEncoding('utf8').on('data', (s: string) => { out.stderr += s })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const exited = new Promise<number | null>(done => child.on('exit', code => done(code)))
+  const serving = (async () => {
+    let code: number | null | undefined
+    void exited.then(c => { code = c })
+    for (const deadline = Date.now() + 15_000; Date.now() < deadline; await sleep(20)) {
+      const m = /^wasm-serve \S+ serving .+ at (https?:\/\/\S+)$/m.exec(out.stdout)
+      if (m !== null) return m[1]!
+      if (code !== undefined) return undefined
+    }
+    throw new Error(`timed out\nstdout: ${out.stdout}\nstderr: ${out.stderr}`)
+  })()
+  return { child, out, exited, serving }
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(done => server.listen(0, '127.0.0.1', done))
+  const port = (server.address() as { port: number }).port
+  await new Promise(done => server.close(done))
+  return port
+}
+
+async function isFree (port: number): Promise<boolean> {
+  const server = createServer()
+  return new Promise(done => {
+    server.once('error', () => done(false))
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => done(true)))
+  })
+}
+
+t.test('config.example.json', async t => {
+  const example = JSON.parse(readFileSync(EXAMPLE, 'utf8')) as Record<string, unknown>
+
+  t.test('is valid against the schema', async t => {
+    t.doesNotThrow(() => resolveOptions(example, 'config.example.json'))
+  })
+
+  t.test('documents every top-level key of the schema, and no other', async t => {
+    t.same(Object.keys(example).sort(), Object.keys(OptionsSchema.properties).sort())
+  })
+
+  t.test('documents every key of compress and of a route', async t => {
+    const compress = OptionsSchema.properties.compress.properties
+    t.same(Object.keys(example.compress as object).sort(), Object.keys(compress).sort())
+    const routes = example.routes as Array<Record<string, unknown>>
+    const route = OptionsSchema.properties.routes.items.properties
+    t.same([...new Set(routes.flatMap(r => Object.keys(r)))].sort(), Object.keys(route).sort())
+  })
+
+  t.test('is accepted by the CLI, with its root relative to the file', async t => {
+    const cli = parseCli(['--config', EXAMPLE], {}, '/')
+    t.equal(cli.options.root, join(ROOT, example.root as string))
+    t.equal(cli.options.memoryBudget, 256 * 1024 * 1024)
+  })
+
+  t.test('starts the real CLI', async t => {
+    const run = runCli(t, [SITE, '--config', EXAMPLE, '--port', '0'])
+    const url = await run.serving
+    t.ok(url, 'serves', { stderr: run.out.stderr })
+    const res = await request(`${url}/sqlite3.wasm`, { headers: { 'accept-encoding': 'identity' } })
+    const body = Buffer.from(await res.body.arrayBuffer())
+    t.equal(res.statusCode, 200)
+    t.ok(body.equals(readFileSync(SQLITE)), 'exact bytes')
+    t.equal(res.headers['cache-control'], 'public, max-age=3600, must-revalidate', 'the example\'s wasm route applies')
+  })
+})
+
+/** Seven mistakes of different kinds in one file; each must be reported with its JSON path. */
+const BROKEN = {
+  colour: 'blue',
+  port: 'eighty',
+  memoryBudget: 'lots',
+  crossOriginIsolation: 'yes',
+  routes: [{
+    match: '**/*.wasm',
+    cache: 'no-store',
+    headers: { 'X-Evil': 'a\r\nSet-Cookie: x=1', Connection: 'close' },
+  }],
+}
+const EXPECTED: Array<{ path: string, message: RegExp }> = [
+  { path: '', message: /unknown key "colour"/ },
+  { path: '/routes/0', message: /unknown key "cache"/ },
+  { path: '/port', message: /integer/ },
+  { path: '/memoryBudget', message: /expected .*(size|byte)/ },
+  { path: '/routes/0/headers/X-Evil', message: /CR|LF/ },
+  { path: '/routes/0/headers/Connection', message: /Connection/ },
+  { path: '/crossOriginIsolation', message: /expected .*require-corp.*credentialless/ },
+]
+
+t.test('a config file with several mistakes', async t => {
+  const file = writeConfig('broken.json', BROKEN)
+
+  t.test('reports every problem at once with its JSON path', async t => {
+    const problems = problemsOf(() => parseCli(['--config', file], {}, TMP))
+    for (const want of EXPECTED) {
+      t.ok(problems.some(p => p.path === want.path && want.message.test(p.message)), `${want.path || '/'} ${want.message}`, { problems })
+    }
+  })
+
+  t.test('makes the CLI exit non-zero listing them all, before binding its port', async t => {
+    const port = await freePort()
+    const run = runCli(t, ['--config', file, '--port', String(port), SITE])
+    const code = await run.exited
+    t.not(code, 0, 'exit code is not 0')
+    t.equal(await run.serving, undefined, 'never said it was serving')
+    t.notMatch(run.out.stdout, /listening/i)
+    t.match(run.out.stderr, file, 'names the config file')
+    for (const want of EXPECTED) {
+      const line = run.out.stderr.split('\n').find(l => l.trim().startsWith(`${want.path || '/'}:`) && want.message.test(l))
+      t.ok(line, `stderr lists ${want.path || '/'}`, { stderr: run.out.stderr })
+    }
+    t.notMatch(run.out.stderr, /\n\s+at /, 'no stack trace')
+    t.ok(await isFree(port), 'the port is still free')
+  })
+})
+
+t.test('a config file that cannot be used is a clear error', async t => {
+  t.throws(() => parseCli(['--config', join(CONF, 'absent.json')], {}, TMP), { code: 'WASM_SERVE_USAGE', message: /absent\.json/ })
+  const bad = writeConfig('bad.json', '{ "port": 8080, }')
+  t.throws(() => parseCli(['--config', bad], {}, TMP), { code: 'WASM_SERVE_USAGE', message: /bad\.json.*not valid JSON/ })
+  const array = writeConfig('array.json', [])
+  t.same(problemsOf(() => parseCli(['--config', array], {}, TMP)).map(p => p.path), [''])
+})
+
+t.test('precedence: defaults < file < environment < flags', async t => {
+  const file = writeConfig('layers.json', { port: 4001, host: '127.0.0.3', memoryBudget: '10MB', spa: 'index.html', logLevel: 'error' })
+  const cases: Array<[string, string[], NodeJS.ProcessEnv, Record<string, unknown>]> = [
+    ['defaults', [], {}, { port: 8080, host: '127.0.0.1', memoryBudget: 256 * 1024 * 1024, spa: false, logLevel: 'info' }],
+    ['file over defaults', ['--config', file], {}, { port: 4001, host: '127.0.0.3', memoryBudget: 10 * 1024 * 1024, spa: 'index.html', logLevel: 'error' }],
+    ['env over file', ['--config', file], { PORT: '4002', HOST: '127.0.0.4', WASM_SERVE_MEMORY_BUDGET: '20MB', WASM_SERVE_SPA: 'app.html', WASM_SERVE_LOG_LEVEL: 'debug' },
+      { port: 4002, host: '127.0.0.4', memoryBudget: 20 * 1024 * 1024, spa: 'app.html', logLevel: 'debug' }],
+    ['WASM_SERVE_PORT works like PORT', ['--config', file], { WASM_SERVE_PORT: '4005' }, { port: 4005 }],
+    ['flags over env', ['--config', file, '--port', '4003', '--host', '127.0.0.5', '--memory-budget', '30MB', '--spa=home.html', '--log-level', 'warn'],
+      { PORT: '4002', HOST: '127.0.0.4', WASM_SERVE_MEMORY_BUDGET: '20MB', WASM_SERVE_SPA: 'app.html', WASM_SERVE_LOG_LEVEL: 'debug' },
+      { port: 4003, host: '127.0.0.5', memoryBudget: 30 * 1024 * 1024, spa: 'home.html', logLevel: 'warn' }],
+    ['flags over file', ['--config', file, '-p', '4004'], {}, { port: 4004, host: '127.0.0.3' }],
+  ]
+  for (const [name, argv, env, want] of cases) t.match(parseCli(argv, env, TMP).options, want, name)
+})
+
+t.test('precedence through the real CLI: the flag beats the environment, which beats the file', async t => {
+  const [a, b, c] = [await freePort(), await freePort(), await freePort()]
+  const file = writeConfig('ports.json', { root: '../site', port: a, crossOriginIsolation: 'require-corp', cors: false })
+  const env = { PORT: String(b), WASM_SERVE_CROSS_ORIGIN_ISOLATION: 'credentialless', WASM_SERVE_CORS: '*' }
+  for (const [args, port] of [[['--port', String(c)], c], [[], b]] as const) {
+    const run = runCli(t, ['--config', file, ...args], { env, cwd: ROOT })
+    const url = await run.serving
+    t.equal(url, `http://127.0.0.1:${port}`, `serves on ${port === c ? 'the flag\'s' : 'the environment\'s'} port`, { stderr: run.out.stderr })
+    if (url === undefined) continue
+    const res = await request(`${url}/index.html`)
+    await res.body.dump()
+    t.equal(res.statusCode, 200, 'serves the file\'s root (relative to the file, not the cwd)')
+    t.equal(res.headers['cross-origin-embedder-policy'], 'credentialless', 'environment beats file for crossOriginIsolation')
+    t.equal(res.headers['access-control-allow-origin'], '*', 'environment beats file for cors')
+    run.child.kill('SIGTERM')
+    t.equal(await run.exited, 0)
+  }
+})
+
+t.test('paths in a config file are relative to the file', async t => {
+  const file = writeConfig('paths.json', { root: '../site', compress: { cacheDir: './cache' } })
+  const cli = parseCli(['--config', file], {}, '/')
+  t.equal(cli.options.root, SITE)
+  t.equal(cli.options.compress.cacheDir, join(CONF, 'cache'))
+  t.equal(parseCli(['--config', 'conf/paths.json'], {}, TMP).options.root, SITE, 'also when --config is itself relative')
+  t.equal(parseCli(['-c', file, './other'], {}, TMP).options.root, join(TMP, 'other'), 'the dir argument beats the file, relative to the cwd')
+  t.equal(parseCli(['-c', file], { WASM_SERVE_ROOT: 'env-root' }, TMP).options.root, join(TMP, 'env-root'), 'WASM_SERVE_ROOT beats the file, relative to the cwd')
+  t.equal(parseCli(['-c', file, './other'], { WASM_SERVE_ROOT: 'env-root' }, TMP).options.root, join(TMP, 'other'), 'the dir argument beats WASM_SERVE_ROOT')
+})
+
+t.test('WASM_SERVE_* variables map to options', async t => {
+  const cases: Array<[NodeJS.ProcessEnv, Record<string, unknown>]> = [
+    [{ WASM_SERVE_CORS: '*' }, { cors: { origin: '*' } }],
+    [{ WASM_SERVE_CORS: 'https://a.example,https://b.example' }, { cors: { origin: ['https://a.example', 'https://b.example'] } }],
+    [{ WASM_SERVE_CORS: 'https://a.example' }, { cors: { origin: ['https://a.example'] } }],
+    [{ WASM_SERVE_CORS: 'false' }, { cors: false }],
+    [{ WASM_SERVE_CORS: '{"origin":["https://c.example"]}' }, { cors: { origin: ['https://c.example'] } }],
+    [{ WASM_SERVE_CROSS_ORIGIN_ISOLATION: 'require-corp' }, { crossOriginIsolation: 'require-corp' }],
+    [{ WASM_SERVE_CROSS_ORIGIN_ISOLATION: 'credentialless' }, { crossOriginIsolation: 'credentialless' }],
+    [{ WASM_SERVE_EARLY_HINTS: 'true' }, { earlyHints: true }],
+    [{ WASM_SERVE_SPA: 'index.html' }, { spa: 'index.html' }],
+    [{ WASM_SERVE_DOTFILES: 'allow' }, { dotfiles: 'allow' }],
+    [{ WASM_SERVE_MEMORY_BUDGET: '64MB' }, { memoryBudget: 64 * 1024 * 1024 }],
+    [{ WASM_SERVE_MEMORY_BUDGET: '1000' }, { memoryBudget: 1000 }],
+    [{ WASM_SERVE_PRECOMPRESSED: 'br,gzip' }, { precompressed: ['br', 'gzip'] }],
+    [{ WASM_SERVE_PRECOMPRESSED: 'br' }, { precompressed: ['br'] }],
+    [{ WASM_SERVE_PRELOAD: '/a.wasm,/b.wasm' }, { preload: ['/a.wasm', '/b.wasm'] }],
+    [{ WASM_SERVE_PRELOAD: '/a.wasm' }, { preload: ['/a.wasm'] }],
+    [{ WASM_SERVE_COMPRESS: '{"onTheFly":false,"minSize":2048}' }, { compress: { onTheFly: false, minSize: 2048 } }],
+    [{ WASM_SERVE_ROUTES: '[{"match":"**/*.wasm","cacheControl":"no-cache"}]' }, { routes: [{ match: '**/*.wasm', cacheControl: 'no-cache' }] }],
+    [{ WASM_SERVE_LOG_LEVEL: 'warn' }, { logLevel: 'warn' }],
+    [{ WASM_SERVE_HOST: '0.0.0.0' }, { host: '0.0.0.0' }],
+    [{ HOST: '0.0.0.0', PORT: '9090' }, { host: '0.0.0.0', port: 9090 }],
+    [{ PORT: '', HOST: '' }, { host: '127.0.0.1', port: 8080 }],
+  ]
+  for (const [env, want] of cases) {
+    const name = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')
+    let options: unknown
+    try { options = parseCli([], env, TMP).options } catch (err) { options = { error: (err as Error).message } }
+    t.match(options, want, name)
+  }
+})
+
+t.test('a bad environment value is reported with its JSON path', async t => {
+  t.ok(problemsOf(() => parseCli([], { PORT: 'http' }, TMP)).some(p => p.path === '/port'), 'PORT=http')
+  t.ok(problemsOf(() => parseCli([], { WASM_SERVE_DOTFILES: 'maybe' }, TMP)).some(p => p.path === '/dotfiles'), 'WASM_SERVE_DOTFILES=maybe')
+  t.ok(problemsOf(() => parseCli([], { WASM_SERVE_CROSS_ORIGIN_ISOLATION: 'yes' }, TMP)).some(p => p.path === '/crossOriginIsolation'), 'WASM_SERVE_CROSS_ORIGIN_ISOLATION=yes')
+})
+
+t.test('flags map to options', async t => {
+  const cases: Array<[string[], Record<string, unknown>]> = [
+    [['--isolate'], { crossOriginIsolation: 'require-corp' }],
+    [['--isolate=credentialless'], { crossOriginIsolation: 'credentialless' }],
+    [['--isolate=require-corp'], { crossOriginIsolation: 'require-corp' }],
+    [['--cors'], { cors: { origin: '*' } }],
+    [['--cors=*'], { cors: { origin: '*' } }],
+    [['--cors=https://a.example,https://b.example'], { cors: { origin: ['https://a.example', 'https://b.example'] } }],
+    [['--spa'], { spa: 'index.html' }],
+    [['--spa=app.html'], { spa: 'app.html' }],
+    [['--early-hints'], { earlyHints: true }],
+    [['--preload', '/a.wasm', '--preload', '/b.wasm'], { preload: ['/a.wasm', '/b.wasm'] }],
+    [['--memory-budget', '64MB'], { memoryBudget: 64 * 1024 * 1024 }],
+    [['--quiet'], { logLevel: 'warn' }],
+    [['-q', '--log-level', 'debug'], { logLevel: 'debug' }],
+    [['--log-level', 'silent'], { logLevel: 'silent' }],
+    [['--port', '0'], { port: 0 }],
+    [['--host', '::1'], { host: '::1' }],
+  ]
+  for (const [argv, want] of cases) {
+    let options: unknown
+    try { options = parseCli(argv, {}, TMP).options } catch (err) { options = { error: (err as Error).message } }
+    t.match(options, want, argv.join(' '))
+  }
+})
+
+t.test('a flag with an optional value leaves a following directory alone', async t => {
+  for (const flag of ['--isolate', '--cors', '--spa']) {
+    const cli = parseCli([flag, './dir'], {}, TMP)
+    t.equal(cli.options.root, join(TMP, 'dir'), `${flag} ./dir serves ./dir`)
+    t.equal(cli.rootLabel, './dir')
+  }
+  t.match(parseCli(['--isolate', './dir'], {}, TMP).options, { crossOriginIsolation: 'require-corp' })
+  t.match(parseCli(['./dir', '--isolate'], {}, TMP).options, { root: join(TMP, 'dir'), crossOriginIsolation: 'require-corp' })
+})
+
+t.test('bad flag values are reported with the option\'s JSON path', async t => {
+  t.ok(problemsOf(() => parseCli(['--isolate=yes'], {}, TMP)).some(p => p.path === '/crossOriginIsolation'), '--isolate=yes')
+  t.ok(problemsOf(() => parseCli(['--cors=not-an-origin'], {}, TMP)).some(p => p.path.startsWith('/cors')), '--cors=not-an-origin')
+  t.ok(problemsOf(() => parseCli(['--port', 'abc'], {}, TMP)).some(p => p.path === '/port'), '--port abc')
+  t.ok(problemsOf(() => parseCli(['--port', '70000'], {}, TMP)).some(p => p.path === '/port'), '--port 70000')
+  t.ok(problemsOf(() => parseCli(['--preload', 'a.wasm'], {}, TMP)).some(p => p.path === '/preload/0'), '--preload a.wasm (not absolute)')
+  t.ok(problemsOf(() => parseCli(['--memory-budget', 'lots'], {}, TMP)).some(p => p.path === '/memoryBudget'), '--memory-budget lots')
+})
+
+t.test('usage mistakes are UsageErrors naming what is wrong', async t => {
+  const usage = (argv: string[]) => { try { parseCli(argv, {}, TMP) } catch (err) { return err instanceof UsageError ? err.message : `not a UsageError: ${String(err)}` } return 'nothing thrown' }
+  t.match(usage(['--prot', '80']), /Unknown option '--prot'/)
+  t.match(usage(['a', 'b']), /at most one directory/)
+  t.match(usage(['--port']), /--port/)
+  t.match(usage(['--config']), /--config/)
+})
