@@ -82,12 +82,11 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
     // parsed (a POST with a JSON body would otherwise get 400/415), and for methods no route knows.
     const allowed = new Set(opts.cors !== false ? ['GET', 'HEAD', 'OPTIONS'] : ['GET', 'HEAD'])
     const allow = [...allowed].join(', ')
-    fastify.addHook('onRequest', async (request, reply) => {
-      if (allowed.has(request.method)) return
+    fastify.addHook('onRequest', (request, reply, done) => {
       const route = request.routeOptions.url
-      if (route !== undefined && route !== `${prefix}/*`) return // the app's own routes
-      if (!request.url.startsWith(prefix + '/')) return
-      return sendError(reply, 405, { allow })
+      // Only static paths: the app's own routes (any other route url) keep their methods.
+      if (allowed.has(request.method) || (route !== undefined && route !== `${prefix}/*`) || !request.url.startsWith(prefix + '/')) return done()
+      sendError(reply, 405, { allow })
     })
   }
   if (opts.healthz) fastify.get(`${prefix}/healthz`, async () => ({ status: 'ok', files: catalog.size }))
@@ -125,20 +124,42 @@ interface HandleInput {
   prefix: string
 }
 
-async function handle (input: HandleInput): Promise<unknown> {
+/**
+ * One request. The common case (a file the catalog holds) runs synchronously to the send: no
+ * promise, no await (measured: the async version cost about a fifth of the tiny-file rate).
+ */
+function handle (input: HandleInput): Promise<unknown> | undefined {
   const { request, reply, catalog, opts } = input
   const url = request.url
   const query = url.indexOf('?')
   const rawPath = (query === -1 ? url : url.slice(0, query)).slice(input.prefix.length)
   const resolved = resolvePath(rawPath, opts.dotfiles)
-  if (!resolved.ok) return resolved.status === 404 ? reply.callNotFound() : sendError(reply, resolved.status)
-  const found = (resolved.directory ? undefined : catalog.get(resolved.path)) ?? await lookup(catalog, resolved.path, resolved.directory)
+  if (!resolved.ok) {
+    if (resolved.status === 404) reply.callNotFound()
+    else sendError(reply, resolved.status)
+    return undefined
+  }
+  const asset = resolved.directory ? undefined : catalog.get(resolved.path)
+  if (asset === undefined) return handleMiss(input, resolved.path, resolved.directory)
+  return serve(input, asset)
+}
+
+/** Directory indexes, redirects, files added since start-up, the SPA page. */
+async function handleMiss (input: HandleInput, path: string, directory: boolean): Promise<unknown> {
+  const { request, reply, catalog } = input
+  const found = await lookup(catalog, path, directory)
   if (found === 'redirect') {
-    const location = `${input.prefix}/${encodeURI(resolved.path)}/${query === -1 ? '' : url.slice(query)}`
+    const query = request.url.indexOf('?')
+    const location = `${input.prefix}/${encodeURI(path)}/${query === -1 ? '' : request.url.slice(query)}`
     return reply.code(301).header('location', location).send()
   }
-  const asset = found ?? await spaFallback(input, resolved.path)
+  const asset = found ?? await spaFallback(input, path)
   if (asset === undefined) return reply.callNotFound()
+  return serve(input, asset)
+}
+
+function serve (input: HandleInput, asset: Asset): Promise<unknown> | undefined {
+  const { request, reply, catalog, opts } = input
   if (asset.isHtml && opts.earlyHints && asset.policy.links.length > 0 && request.method === 'GET') {
     // FACTS.md: the promise resolves only when the response ends, so awaiting it would hang.
     void Promise.resolve(reply.writeEarlyHints({ link: asset.policy.links })).catch(() => {})

@@ -20,22 +20,24 @@ export interface SendInput {
   extra?: Record<string, string>
 }
 
-export async function sendAsset (input: SendInput, attempt = 0): Promise<unknown> {
+/** Answers synchronously from memory; returns a promise only when bytes come from disk. */
+export function sendAsset (input: SendInput, attempt = 0): Promise<unknown> | undefined {
   const { request, reply, asset } = input
   const coding = negotiate(request.headers['accept-encoding'], asset.codings)
-  if (coding === null) return sendError(reply, 406, varyOf(asset))
+  if (coding === null) { sendError(reply, 406, varyOf(asset)); return undefined }
   const rep = asset.reps[asset.codings.indexOf(coding)]!
-  if (notModified(request, rep, asset)) return reply.code(304).headers(merge(rep.notModified, input.extra)).send()
+  if (notModified(request, rep, asset)) { reply.code(304).headers(merge(rep.notModified, input.extra)).send(); return undefined }
   const range = rangeFor(request, asset)
   if (range === 'unsatisfiable') {
-    return sendError(reply, 416, { ...varyOf(asset), 'content-range': `bytes */${asset.identity.size}` })
+    sendError(reply, 416, { ...varyOf(asset), 'content-range': `bytes */${asset.identity.size}` })
+    return undefined
   }
   if (range !== undefined) {
     const { start, end } = range
     const headers = { ...asset.identity.headers, 'content-length': String(end - start + 1), 'content-range': `bytes ${start}-${end}/${asset.identity.size}` }
-    return sendBody({ ...input, rep: asset.identity, headers: merge(headers, input.extra), status: 206, start, end }, attempt)
+    return sendBody(input, { rep: asset.identity, headers: merge(headers, input.extra), status: 206, start, end }, attempt)
   }
-  return sendBody({ ...input, rep, headers: merge(rep.headers, input.extra), status: 200, start: 0, end: rep.size - 1 }, attempt)
+  return sendBody(input, { rep, headers: merge(rep.headers, input.extra), status: 200, start: 0, end: rep.size - 1 }, attempt)
 }
 
 function merge (headers: Record<string, string>, extra: Record<string, string> | undefined): Record<string, string> {
@@ -79,7 +81,8 @@ function ifRangeMatches (value: string, asset: Asset): boolean {
   return !Number.isNaN(date) && Math.floor(asset.lastModifiedMs / 1000) * 1000 === date
 }
 
-interface BodyInput extends SendInput {
+/** What to send. Kept apart from SendInput: spreading the request objects into a new one per request measured at half the tiny-file rate. */
+interface BodySpec {
   rep: Representation
   headers: Record<string, string>
   status: 200 | 206
@@ -87,17 +90,25 @@ interface BodyInput extends SendInput {
   end: number
 }
 
-async function sendBody (input: BodyInput, attempt: number): Promise<unknown> {
-  const { reply, rep, start, end } = input
+function sendBody (input: SendInput, spec: BodySpec, attempt: number): Promise<unknown> | undefined {
+  const { reply } = input
+  const { rep, start, end } = spec
   if (input.request.method === 'HEAD' || rep.body !== null) {
-    reply.code(input.status).headers(input.headers)
-    if (rep.body === null || input.request.method === 'HEAD') return reply.send()
-    return reply.send(start === 0 && end === rep.body.length - 1 ? rep.body : rep.body.subarray(start, end + 1))
+    reply.code(spec.status).headers(spec.headers)
+    if (rep.body === null || input.request.method === 'HEAD') reply.send()
+    else reply.send(start === 0 && end === rep.body.length - 1 ? rep.body : rep.body.subarray(start, end + 1))
+    return undefined
   }
+  return sendFromDisk(input, spec, attempt)
+}
+
+async function sendFromDisk (input: SendInput, spec: BodySpec, attempt: number): Promise<unknown> {
+  const { reply } = input
+  const { rep, start, end } = spec
   const stream = await openChecked(rep, start, end)
-  if (stream !== undefined) return reply.code(input.status).headers(input.headers).send(stream)
+  if (stream !== undefined) return reply.code(spec.status).headers(spec.headers).send(stream)
   // The file changed on disk since it was indexed (D16): index it again and answer from the new entry.
-  if (attempt >= 2) return sendSnapshot(input)
+  if (attempt >= 2) return sendSnapshot(reply, spec)
   await input.catalog.refresh(input.asset.path)
   const fresh = input.catalog.get(input.asset.path)
   if (fresh === undefined) return reply.callNotFound()
@@ -129,8 +140,8 @@ async function openChecked (rep: Representation, start: number, end: number): Pr
  * of its bytes (same size, mtime and inode before and after the read), with length and ETag computed
  * from exactly those bytes.
  */
-async function sendSnapshot (input: BodyInput): Promise<unknown> {
-  const { reply, rep } = input
+async function sendSnapshot (reply: FastifyReply, input: BodySpec): Promise<unknown> {
+  const { rep } = input
   for (let i = 0; i < 5; i++) {
     let fh: FileHandle
     try { fh = await open(rep.file, 'r') } catch { return reply.callNotFound() }
