@@ -1,0 +1,56 @@
+# wasm-serve container image.
+#
+#   docker build -t wasm-serve .
+#   docker run -p 8080:8080 -v "$PWD/dist:/srv:ro" wasm-serve
+#
+# Three stages so that dev dependencies (TypeScript, tap, @ffmpeg/core's 32 MB wasm, playwright-core)
+# never reach the runtime image: `build` compiles, `deps` installs production dependencies only,
+# the final stage copies the two results onto a clean base.
+ARG NODE_IMAGE=node:24-slim
+
+# ---- build: full install from the lockfile, then `prepare` (tsc + demo wasm into public/) ----
+FROM ${NODE_IMAGE} AS build
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false
+WORKDIR /app
+# Lockfile first and sources later, so that the dependency layer is reused while only sources change.
+# --ignore-scripts because the root's `prepare` needs the sources that are not copied yet;
+# `npm rebuild` then runs any dependency install scripts.
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild
+COPY . .
+RUN mkdir -p public && npm run prepare
+
+# ---- deps: production dependencies only, nothing executed from them ----
+FROM ${NODE_IMAGE} AS deps
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# ---- runtime ----
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8080
+WORKDIR /app
+# Application files stay owned by root: the `node` user can read them, not change them.
+# package.json is needed at run time ("type": "module", --version); config.example.json documents the keys.
+COPY package.json config.example.jso[n] ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/public ./public
+# `wasm-serve` on PATH, so that derived images can `RUN wasm-serve compress /srv`.
+# /srv is owned by `node` so that compress can write siblings next to files copied with --chown=node:node.
+RUN printf '#!/bin/sh\nexec node /app/dist/cli.js "$@"\n' > /usr/local/bin/wasm-serve \
+ && chmod 755 /usr/local/bin/wasm-serve \
+ && mkdir -p /srv && chown node:node /srv
+USER node
+EXPOSE 8080
+# No curl in the slim image: node's fetch. Follows PORT; the server binds 0.0.0.0 so loopback reaches it.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# The CLI closes the listener, lets in-flight responses finish and exits 0 on SIGTERM.
+# node runs as PID 1 directly (no shell in between), so the signal reaches it.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "/app/dist/cli.js"]
+CMD ["/srv"]
