@@ -75,7 +75,7 @@ export async function runMemory () {
   const files = await buildRoot()
   const total = files.reduce((n, f) => n + f.size, 0)
   const rows = [
-    await measure('wasm-serve', files, { root: MEMORY_ROOT, memoryBudget: `${BUDGET_MB}MB` }),
+    await measure('wasm-serve', files, { root: MEMORY_ROOT, memoryBudget: `${BUDGET_MB}MB`, ...(process.argv.includes('--no-on-the-fly') ? { compress: { onTheFly: false } } : {}) }),
     await measure('static', files),
   ]
   console.log([

@@ -43,6 +43,7 @@ const { values: opts } = parseArgs({
     warmup: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '1' },
     only: { type: 'string', default: FILES.map(f => f.key).join(',') },
+    'no-on-the-fly': { type: 'boolean', default: false },
     servers: { type: 'string', default: SERVERS.join(',') },
     memory: { type: 'boolean', default: false },
   },

@@ -71,7 +71,7 @@ export interface CatalogOptions {
 const MTIME_TOLERANCE_MS = 2000
 const SETTLE_MS = 40
 const QUIET_MS = 100
-const PARALLEL = 16
+const PARALLEL = 8
 
 interface FileFacts { rel: string, abs: string, stats: Stats }
 
