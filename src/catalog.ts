@@ -439,14 +439,24 @@ export async function hashBufferAsync (buf: Buffer): Promise<string> {
 }
 const HASH_SLICE = 1 << 20
 
+/**
+ * Read buffers for hashing files that stay on disk are reused: a fresh megabyte per file made RSS
+ * grow by tens of MB over a large root (allocator churn), though the bytes were garbage at once.
+ */
+const hashBuffers: Buffer[] = []
+
 async function hashHandle (fh: FileHandle, size: number): Promise<string> {
   const hash = createHash('sha256')
-  const chunk = Buffer.allocUnsafe(Math.min(1 << 20, Math.max(size, 1)))
-  for (let position = 0; position < size;) {
-    const { bytesRead } = await fh.read(chunk, 0, Math.min(chunk.length, size - position), position)
-    if (bytesRead === 0) break
-    hash.update(chunk.subarray(0, bytesRead))
-    position += bytesRead
+  const chunk = hashBuffers.pop() ?? Buffer.allocUnsafe(HASH_SLICE)
+  try {
+    for (let position = 0; position < size;) {
+      const { bytesRead } = await fh.read(chunk, 0, Math.min(chunk.length, size - position), position)
+      if (bytesRead === 0) break
+      hash.update(chunk.subarray(0, bytesRead))
+      position += bytesRead
+    }
+  } finally {
+    if (hashBuffers.length < PARALLEL) hashBuffers.push(chunk)
   }
   return hash.digest('base64url').slice(0, 27)
 }
