@@ -162,7 +162,7 @@ async function sendSnapshot (reply: FastifyReply, input: BodySpec): Promise<unkn
   return sendError(reply, 503)
 }
 
-const CHUNK = 256 * 1024
+const CHUNK = 64 * 1024
 
 async function readChunk (fh: FileHandle, position: number, end: number): Promise<Buffer | undefined> {
   const length = Math.min(CHUNK, end - position + 1)
