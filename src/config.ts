@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { OptionsError, OptionsSchema, resolveOptions, type ResolvedOptions } from './options.js'
+import { OptionsError, OptionsSchema, resolveOptions, type OptionProblem, type ResolvedOptions } from './options.js'
 
 type Raw = Record<string, unknown>
 
@@ -64,13 +64,28 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv, cwd: string): 
     return { options: resolveOptions({}), help: values.help === true, version: values.version === true, rootLabel: null }
   }
   if (parsed.positionals.length > 1) throw new UsageError(`expected at most one directory, got: ${parsed.positionals.join(' ')}`)
-  const file = typeof values.config === 'string' ? readConfigFile(resolve(cwd, values.config)) : {}
+  // SPEC §3: every problem at once — the file's, and those of the environment and flags on top.
+  const problems: OptionProblem[] = []
+  let file: Raw = {}
+  if (typeof values.config === 'string') {
+    const path = resolve(cwd, values.config)
+    try { file = readConfigFile(path) } catch (err) {
+      if (!(err instanceof OptionsError)) throw err
+      problems.push(...err.problems.map(p => ({ path: p.path, message: `${p.message} (config file ${path})` })))
+      file = {}
+    }
+  }
   const layered: Raw = { ...file, ...fromEnv(env), ...fromFlags(values), ...tlsFlags(values, cwd) }
   if (values.quiet === true && values['log-level'] === undefined) layered.logLevel = 'warn'
   const dir = parsed.positionals[0]
   if (dir !== undefined) layered.root = resolve(cwd, dir)
   else if (typeof env.WASM_SERVE_ROOT === 'string') layered.root = resolve(cwd, env.WASM_SERVE_ROOT)
-  const options = resolveOptions(layered, 'options') as CliRequest['options']
+  let options: CliRequest['options'] | undefined
+  try { options = resolveOptions(layered, 'options') as CliRequest['options'] } catch (err) {
+    if (!(err instanceof OptionsError)) throw err
+    problems.push(...err.problems)
+  }
+  if (problems.length > 0 || options === undefined) throw new OptionsError(problems, 'configuration')
   return { options, help: false, version: false, rootLabel: dir ?? (typeof layered.root === 'string' ? layered.root : null) }
 }
 
