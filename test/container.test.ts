@@ -2,6 +2,7 @@
 // then containers serve a read-only mounted fixture dir on a loopback port.
 // Skipped, with the reason printed, only where neither podman nor docker exists.
 import t, { type Test } from 'tap'
+import { zstdContentSize, zstdFrameWindowSize } from '../src/codecs.js'
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -302,5 +303,13 @@ async function main () {
     t.ok(brotliDecompressSync(ra.body).equals(wasm), 'and decodes to the module')
     t.equal(ra.headers['etag'], rb.headers['etag'], 'two replicas send the same ETag')
     t.ok(ra.body.equals(rb.body), 'and the same bytes')
+    // The image runs Node 24, whose zlib has zstd (Node 20 on this machine has not): the build-time
+    // compress wrote a .zst, served with a frame window browsers accept (RFC 9659: at most 8 MB).
+    const zs = await get(`${a}/sqlite3.wasm`, { 'accept-encoding': 'zstd' })
+    t.equal(zs.headers['content-encoding'], 'zstd', 'the build-time .zst is served to a zstd client')
+    t.equal(zs.headers['content-length'], String(zs.body.length))
+    t.equal(zs.headers['x-decoded-content-length'], String(wasm.length))
+    t.ok(zstdFrameWindowSize(zs.body) <= 8 * 1024 * 1024, `zstd window ${zstdFrameWindowSize(zs.body)} B is within 8 MB`)
+    t.equal(zstdContentSize(zs.body), wasm.length, 'the frame records the decoded size')
   })
 }
