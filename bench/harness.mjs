@@ -40,8 +40,8 @@ export function machineBusySeconds () {
  * Spawn `taskset -c 0 node bench/server.mjs kind root [options]` and resolve once it prints its port.
  * taskset execs node, so the child's pid is the server's.
  */
-export function startServer (kind, root, options, { timeoutMs = 60_000 } = {}) {
-  const args = ['-c', '0', process.execPath, SERVER, kind, root, ...(options ? [JSON.stringify(options)] : [])]
+export function startServer (kind, root, options, { timeoutMs = 60_000, nodeFlags = [] } = {}) {
+  const args = ['-c', '0', process.execPath, ...nodeFlags, SERVER, kind, root, ...(options ? [JSON.stringify(options)] : [])]
   const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d) => { stderr += d })

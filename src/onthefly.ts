@@ -10,8 +10,8 @@
 import { mkdir, readFile, rename, stat, writeFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Asset, Catalog, Logger, Representation } from './catalog.js'
-import { hashBufferAsync } from './catalog.js'
-import { encodeAbortable, zstdAvailable } from './codecs.js'
+import { hashBufferAsync, hashFileQuiet } from './catalog.js'
+import { encodeAbortable, encodeFile, zstdAvailable, type Level } from './codecs.js'
 import type { EncodingToken } from './encodings.js'
 
 /** Above this size brotli runs at quality 9 instead of 11 (see codecs.ts); precompress big modules at build time. */
@@ -91,13 +91,13 @@ export class OnTheFly {
   private async encodeAsset (asset: Asset): Promise<void> {
     const catalog = this.catalog!
     const key = asset.identity.etag.replaceAll('"', '')
-    const bytes = asset.identity.body ?? await readFile(asset.identity.file)
-    // Bytes read back from disk must be the indexed content; a changed file's re-index schedules it again.
-    if (asset.identity.body === null && await hashBufferAsync(bytes) !== key) return
     const started = performance.now()
     const reps: Representation[] = []
     for (const token of this.missing(asset)) {
-      const rep = await this.representation({ key, token, bytes, catalog })
+      const rep = asset.identity.body !== null
+        ? await this.fromMemory({ key, token, bytes: asset.identity.body, catalog })
+        : await this.fromDisk({ key, token, asset, catalog })
+      if (rep === 'changed') return // changed on disk since it was indexed: its re-index schedules it again
       if (rep === undefined) this.useless.add(`${asset.identity.etag}:${token}`)
       else reps.push(rep)
     }
@@ -106,13 +106,16 @@ export class OnTheFly {
     }
   }
 
-  private async representation (input: { key: string, token: EncodingToken, bytes: Buffer, catalog: Catalog }): Promise<Representation | undefined> {
+  private level (size: number): Level { return size > DENSE_ABOVE ? 'dense' : 'max' }
+
+  /** A file held in memory: encode the buffer, keep the result in memory if it fits, and in the cache dir. */
+  private async fromMemory (input: { key: string, token: EncodingToken, bytes: Buffer, catalog: Catalog }): Promise<Representation | undefined> {
     const { key, token, bytes, catalog } = input
     const dir = await this.cacheReady
     const file = dir === null ? null : join(dir, `${key}.${token}`)
     let out: Buffer | undefined = file === null ? undefined : await readFile(file).catch(() => undefined)
     if (out === undefined) {
-      out = await encodeAbortable(bytes, token, bytes.length > DENSE_ABOVE ? 'dense' : 'max', this.abort.signal)
+      out = await encodeAbortable(bytes, token, this.level(bytes.length), this.abort.signal)
       if (out.length >= bytes.length) return undefined // would not be smaller (D4, like siblings in D3)
       if (file !== null) await writeAtomic(file, out).catch(err => this.opts.log.warn({ err }, 'cannot write to the compression cache'))
     }
@@ -121,6 +124,33 @@ export class OnTheFly {
     const mtimeMs = file === null ? Date.now() : (await stat(file).catch(() => undefined))?.mtimeMs
     if (!inMemory && mtimeMs === undefined) return undefined
     return { coding: token, file: file ?? '', size: out.length, mtimeMs: mtimeMs ?? Date.now(), etag: `"${await hashBufferAsync(out)}"`, body: inMemory ? out : null, headers: {}, notModified: {} }
+  }
+
+  /**
+   * A file beyond the memory budget: stream it from disk through the encoder into the cache dir, so
+   * neither the file nor its encoding is ever whole in memory. Only gzip is made here: brotli and
+   * zstd at their dense settings need 60–120 MB of working memory on a large module, which would
+   * break the budget the user set (an encoding already in the cache is used whatever its kind).
+   * Precompress such files with `wasm-serve compress` for br and zstd. Without a cache dir: nothing.
+   */
+  private async fromDisk (input: { key: string, token: EncodingToken, asset: Asset, catalog: Catalog }): Promise<Representation | 'changed' | undefined> {
+    const { key, token, asset, catalog } = input
+    const dir = await this.cacheReady
+    if (dir === null) return undefined
+    const file = join(dir, `${key}.${token}`)
+    let cached = await stat(file).catch(() => undefined)
+    let etag: string | undefined
+    if (cached === undefined && token !== 'gzip') return undefined
+    if (cached === undefined) {
+      const result = await encodeFile({ src: asset.identity.file, dest: file, size: asset.identity.size, token, level: this.level(asset.identity.size), signal: this.abort.signal })
+      if (result.inputHash !== key) { await rm(file, { force: true }); return 'changed' }
+      if (result.size >= asset.identity.size) { await rm(file, { force: true }); return undefined }
+      etag = `"${result.outputHash}"`
+      cached = await stat(file)
+    }
+    const body = catalog.fits(cached.size) ? await readFile(file) : null
+    if (etag === undefined) etag = body !== null ? `"${await hashBufferAsync(body)}"` : await hashFileQuiet(file)
+    return { coding: token, file, size: cached.size, mtimeMs: cached.mtimeMs, etag, body, headers: {}, notModified: {} }
   }
 
   private async prepareCacheDir (): Promise<string | null> {

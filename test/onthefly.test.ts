@@ -58,6 +58,22 @@ t.test('a restart reuses the cache directory and a streamed cache entry keeps it
   t.ok(brotliDecompressSync(br.body).equals(SQLITE))
 })
 
+t.test('a file beyond the memory budget gets gzip, encoded from disk into the cache directory (D4)', async t => {
+  const freshCache = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-disk-'))
+  t.teardown(() => rmSync(freshCache, { recursive: true, force: true }))
+  const { app, url } = await startPlugin({ root, compress: { cacheDir: freshCache }, memoryBudget: 0 })
+  t.teardown(() => app.close())
+  await app.wasmServe.compressionIdle()
+  const gz = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br, gzip' })
+  t.equal(gz.headers['content-encoding'], 'gzip', 'brotli would need more working memory than the budget allows')
+  t.equal(gz.headers['content-length'], String(gz.body.length))
+  t.equal(gz.headers.etag, etagOf(gz.body), 'the ETag is the hash of the bytes sent')
+  t.equal(gz.headers['x-decoded-content-length'], String(SQLITE.length))
+  t.ok(gunzipSync(gz.body).equals(SQLITE))
+  t.ok(readdirSync(freshCache).includes(`${etagOf(SQLITE).replaceAll('"', '')}.gzip`))
+  t.notOk(readdirSync(freshCache).some(f => f.endsWith('.tmp')), 'no temp files left')
+})
+
 t.test('a modified file is compressed again, never served with a stale encoding (D4, D16)', async t => {
   const { app, url } = await startPlugin({ root, compress: { cacheDir }, watch: true })
   t.teardown(() => app.close())
