@@ -28,6 +28,8 @@ export interface Representation {
   file: string
   size: number
   mtimeMs: number
+  /** Inode of the bytes indexed, when they come from the served root (checked before streaming, D16). */
+  ino?: number
   etag: string
   /** The bytes when held in memory; null means stream them from `file` (checked against size and mtime). */
   body: Buffer | null
@@ -128,9 +130,15 @@ export class Catalog {
   }
 
   private startIndex (base: string): Promise<void> {
-    const job = this.indexGroup(base).finally(() => this.inflight.delete(base))
+    const job = this.indexGroup(base).catch(err => this.unreadable(base, err)).finally(() => this.inflight.delete(base))
     this.inflight.set(base, job)
     return job
+  }
+
+  /** A file that cannot be read (permissions, vanished mid-read) is left out (404), not a failed start or a 500. */
+  private unreadable (base: string, err: unknown): void {
+    this.warnOnce(`unreadable:${base}`, { path: base, code: (err as NodeJS.ErrnoException).code }, 'cannot read a file; it is not served')
+    this.swap(new Map([base, ...ENCODINGS.map(e => base + e.suffix)].map(p => [p, undefined])))
   }
 
   close (): void {
@@ -148,7 +156,7 @@ export class Catalog {
     this.admitted = admit(files, this.opts.memoryBudget)
     const bases = [...new Set(files.map(f => originalName(f.rel)))]
     for (let i = 0; i < bases.length; i += PARALLEL) {
-      await Promise.all(bases.slice(i, i + PARALLEL).map(b => this.indexGroup(b)))
+      await Promise.all(bases.slice(i, i + PARALLEL).map(b => this.indexGroup(b).catch(err => this.unreadable(b, err))))
     }
     this.admitted = new Set()
   }
@@ -158,8 +166,13 @@ export class Catalog {
     const real = await realpath(abs)
     if (seen.has(real)) return // a symlink cycle
     seen.add(real)
+    let entries
+    try { entries = await readdir(abs, { withFileTypes: true }) } catch (err) {
+      this.warnOnce(`unreadable:${dir}`, { path: dir, code: (err as NodeJS.ErrnoException).code }, 'cannot list a directory; it is not served')
+      return
+    }
     this.dirs.add(dir)
-    for (const entry of await readdir(abs, { withFileTypes: true })) {
+    for (const entry of entries) {
       const rel = dir === '' ? entry.name : `${dir}/${entry.name}`
       if (this.hidden(rel)) continue
       const facts = await this.statInside(rel)
@@ -205,7 +218,11 @@ export class Catalog {
     next.set(base, original === undefined ? undefined : await this.originalAsset(original, siblings, load))
     for (const [i, sib] of siblings.entries()) {
       const path = base + ENCODINGS[i]!.suffix
-      next.set(path, sib === undefined ? undefined : await this.directAsset(sib, ENCODINGS[i]!.token, loaded.get(path), original))
+      if (sib === undefined) next.set(path, undefined)
+      // `data.tar.gz` alone is an archive to download, not an encoding of data.tar: only web assets
+      // (`game.wasm.br` without game.wasm, as Unity ships them) are answered with Content-Encoding.
+      else if (original === undefined && !isCompressible(base)) next.set(path, await this.plainAsset(sib))
+      else next.set(path, await this.directAsset(sib, ENCODINGS[i]!.token, loaded.get(path), original))
     }
     this.swap(next)
     const asset = next.get(base)
@@ -258,6 +275,11 @@ export class Catalog {
     return this.finish({ path: original.rel, type, reps, identity, vary, lastModifiedMs: original.stats.mtimeMs, decodedSize: identity.size })
   }
 
+  private async plainAsset (file: FileFacts): Promise<Asset> {
+    const rep = await this.loadRep(file, 'identity')
+    return this.finish({ path: file.rel, type: contentTypeFor(file.rel), reps: [rep], identity: rep, vary: false, lastModifiedMs: file.stats.mtimeMs, rawType: contentTypeFor(file.rel) })
+  }
+
   /** D3: a direct request for `x.wasm.br` gets x.wasm's type with Content-Encoding br when br is accepted, else the raw bytes. */
   private async directAsset (sib: FileFacts, token: EncodingToken, loadedRep: Representation | undefined, original: FileFacts | undefined): Promise<Asset> {
     const type = contentTypeFor(originalName(sib.rel))
@@ -292,7 +314,8 @@ export class Catalog {
 
   private async decodedSizeOf (sib: FileFacts, token: EncodingToken): Promise<number | undefined> {
     if (token === 'br') return undefined // brotli does not record the decoded size
-    const fh = await open(sib.abs, 'r')
+    let fh: FileHandle
+    try { fh = await open(sib.abs, 'r') } catch { return -1 }
     try {
       const head = Buffer.alloc(Math.min(sib.stats.size, 18))
       if (token === 'zstd') { await fh.read(head, 0, head.length, 0); return zstdContentSize(head) }
@@ -335,7 +358,7 @@ export class Catalog {
     }
     const { body, hash, stats } = settled
     if (body !== null) this.memoryUsed += body.length
-    return { coding, file: facts.abs, size: stats.size, mtimeMs: stats.mtimeMs, etag: `"${hash}"`, body, headers: {}, notModified: {} }
+    return { coding, file: facts.abs, size: stats.size, mtimeMs: stats.mtimeMs, ino: stats.ino, etag: `"${hash}"`, body, headers: {}, notModified: {} }
   }
 
   /** Swaps a re-indexed group in; responses already under way keep the objects they hold. */

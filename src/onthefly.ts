@@ -7,7 +7,7 @@
  * within the budget and in a cache directory outside the root, keyed by the content hash, so a
  * restart reuses them and a changed file never gets a stale encoding.
  */
-import { mkdir, readFile, rename, stat, writeFile, rm } from 'node:fs/promises'
+import { lstat, mkdir, readFile, rename, stat, writeFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Asset, Catalog, Logger, Representation } from './catalog.js'
 import { hashBufferAsync, hashFileQuiet } from './catalog.js'
@@ -157,8 +157,15 @@ export class OnTheFly {
     const dir = this.opts.cacheDir
     if (dir === null) return null
     try {
-      await mkdir(dir, { recursive: true })
-      return dir
+      await mkdir(dir, { recursive: true, mode: 0o700 })
+      // Its files are served as they are: a directory someone else can write to would let them
+      // put any bytes behind any file's content hash.
+      const info = await lstat(dir)
+      const uid = process.getuid?.()
+      const unsafe = !info.isDirectory() ? 'it is not a directory' : (uid !== undefined && info.uid !== uid) ? 'another user owns it' : (info.mode & 0o022) !== 0 ? 'group or others can write to it' : undefined
+      if (unsafe === undefined) return dir
+      this.opts.log.warn({ cacheDir: dir }, `not using the compression cache directory: ${unsafe}; encodings are kept in memory only`)
+      return null
     } catch (err) {
       this.opts.log.warn({ err }, 'cannot create the compression cache directory; encodings are kept in memory only')
       return null

@@ -26,11 +26,11 @@ export const OptionsSchema = Type.Object({
   compress: Type.Optional(Type.Object({
     onTheFly: Type.Optional(Type.Boolean({ default: true, description: 'Compress compressible files that have no siblings, once, off the event loop, and cache the result.' })),
     minSize: Type.Optional(Type.Integer({ minimum: 0, default: 1024, description: 'Files smaller than this many bytes are never encoded (they would grow).' })),
-    cacheDir: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'Where encodings made on the fly are kept beyond the memory budget; null means a folder under the OS temp dir. Never inside the root.' })),
+    cacheDir: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'Where encodings made on the fly are kept beyond the memory budget; null means wasm-serve-cache-<uid> under the OS temp dir. Never inside the root; refused unless owned by this user and not writable by others.' })),
   }, { additionalProperties: false, default: {}, description: 'On-the-fly compression of files without siblings.' })),
   crossOriginIsolation: Type.Optional(oneOf([Type.Literal(false), Type.Literal('require-corp'), Type.Literal('credentialless')], 'false, "require-corp" or "credentialless"', { default: false, description: 'Send COOP same-origin and this COEP on documents and CORP on assets, so crossOriginIsolated is true (wasm threads, SharedArrayBuffer).' })),
   cors: Type.Optional(oneOf([Type.Literal(false), Type.Object({
-    origin: oneOf([Type.Literal('*'), Type.Array(Type.String({ pattern: '^https?://[^/]+$' }), { minItems: 1 })], '"*" or a list of origins like "https://app.example"', {}),
+    origin: oneOf([Type.Literal('*'), Type.Array(Type.String({ pattern: '^https?://[A-Za-z0-9.\\-]+(:[0-9]{1,5})?$|^https?://\\[[0-9A-Fa-f:.]+\\](:[0-9]{1,5})?$' }), { minItems: 1 })], '"*" or a list of origins like "https://app.example"', {}),
   }, { additionalProperties: false })], 'false or { "origin": "*" | ["https://…"] }', { default: false, description: 'CORS for the served files: Access-Control-Allow-Origin, exposed X-Decoded-Content-Length and ETag, Timing-Allow-Origin, preflight answers.' })),
   earlyHints: Type.Optional(Type.Boolean({ default: false, description: 'Send preload links first as a 103 Early Hints response (honoured by Chrome over HTTP/2).' })),
   preload: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { default: [], description: 'Preload links added to every HTML response (CLI --preload URL, repeatable), after any route preloads.' })),
@@ -97,6 +97,9 @@ function messageOf (e: ErrorObject): string {
 }
 
 /** RFC 9110 §5.5: field values must not carry CR, LF or NUL; hop-by-hop headers belong to the connection. */
+/** RFC 9110 §5.5 field values, as Node enforces them: tab, visible ASCII and obs-text; never CR, LF or NUL. */
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/
+const BAD_VALUE_MESSAGE = 'header values may only contain tabs, visible ASCII and Latin-1 (no CR, LF, NUL or other control characters)'
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'content-encoding'])
 function checkHeaders (opts: Record<string, unknown>): OptionProblem[] {
@@ -105,13 +108,13 @@ function checkHeaders (opts: Record<string, unknown>): OptionProblem[] {
   routes.forEach((route, i) => {
     if (route === null || typeof route !== 'object') return
     const cacheControl = (route as { cacheControl?: unknown }).cacheControl
-    if (typeof cacheControl === 'string' && /[\r\n\0]/.test(cacheControl)) problems.push({ path: `/routes/${i}/cacheControl`, message: 'header values may not contain CR, LF or NUL' })
+    if (typeof cacheControl === 'string' && BAD_VALUE.test(cacheControl)) problems.push({ path: `/routes/${i}/cacheControl`, message: BAD_VALUE_MESSAGE })
     if (typeof route.headers !== 'object' || route.headers === null) return
     for (const [name, value] of Object.entries(route.headers)) {
       const path = `/routes/${i}/headers/${name.replace(/~/g, '~0').replace(/\//g, '~1')}`
       if (!HEADER_NAME.test(name)) problems.push({ path, message: 'header names must be HTTP tokens (RFC 9110 §5.1)' })
       if (HOP_BY_HOP.has(name.toLowerCase())) problems.push({ path, message: `"${name}" is set by the server and may not be configured` })
-      if (typeof value === 'string' && /[\r\n\0]/.test(value)) problems.push({ path, message: 'header values may not contain CR, LF or NUL' })
+      if (typeof value === 'string' && BAD_VALUE.test(value)) problems.push({ path, message: BAD_VALUE_MESSAGE })
     }
   })
   return problems

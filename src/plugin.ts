@@ -63,7 +63,7 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
     log: fastify.log,
     watch,
     onIndexed: asset => compression?.schedule(asset),
-    encodable: (path, size) => onTheFly && size >= minSize && isCompressible(path),
+    encodable: (path, size) => onTheFly && opts.precompressed.length > 0 && size >= minSize && isCompressible(path),
   })
   compression?.start(catalog)
   warnMissingPreloads(opts, catalog, prefix, fastify.log)
@@ -107,7 +107,8 @@ function warnMissingPreloads (opts: ResolvedOptions, catalog: Catalog, prefix: s
 
 /** The on-the-fly cache lives outside the served root (D4): the root may be read-only, and must never grow files. */
 function cacheDirFor (opts: ResolvedOptions, root: string): string {
-  const dir = resolvePathOnDisk(opts.compress.cacheDir ?? join(tmpdir(), 'wasm-serve-cache'))
+  // Per user by default: a shared, predictable /tmp path could be created by someone else first.
+  const dir = resolvePathOnDisk(opts.compress.cacheDir ?? join(tmpdir(), `wasm-serve-cache-${process.getuid?.() ?? 'user'}`))
   let realRoot = root
   try { realRoot = realpathSync(root) } catch {}
   for (const r of new Set([root, realRoot])) {
@@ -150,7 +151,7 @@ async function handleMiss (input: HandleInput, path: string, directory: boolean)
   const found = await lookup(catalog, path, directory)
   if (found === 'redirect') {
     const query = request.url.indexOf('?')
-    const location = `${input.prefix}/${encodeURI(path)}/${query === -1 ? '' : request.url.slice(query)}`
+    const location = `${input.prefix}/${path.split('/').map(encodeURIComponent).join('/')}/${query === -1 ? '' : request.url.slice(query)}`
     return reply.code(301).header('location', location).send()
   }
   const asset = found ?? await spaFallback(input, path)

@@ -24,12 +24,12 @@ export interface SendInput {
 export function sendAsset (input: SendInput, attempt = 0): Promise<unknown> | undefined {
   const { request, reply, asset } = input
   const coding = negotiate(request.headers['accept-encoding'], asset.codings)
-  if (coding === null) { sendError(reply, 406, varyOf(asset)); return undefined }
+  if (coding === null) { sendError(reply, 406, errorHeaders(input)); return undefined }
   const rep = asset.reps[asset.codings.indexOf(coding)]!
   if (notModified(request, rep, asset)) { reply.code(304).headers(merge(rep.notModified, input.extra)).send(); return undefined }
   const range = rangeFor(request, asset)
   if (range === 'unsatisfiable') {
-    sendError(reply, 416, { ...varyOf(asset), 'content-range': `bytes */${asset.identity.size}` })
+    sendError(reply, 416, { ...errorHeaders(input), 'content-range': `bytes */${asset.identity.size}` })
     return undefined
   }
   if (range !== undefined) {
@@ -44,9 +44,11 @@ function merge (headers: Record<string, string>, extra: Record<string, string> |
   return extra === undefined ? headers : { ...headers, ...extra }
 }
 
-function varyOf (asset: Asset): Record<string, string> {
+/** 406 and 416 keep the file's policy headers (CORS, CORP, Vary): a cross-origin fetch must see them to read the status. */
+function errorHeaders (input: SendInput): Record<string, string> {
+  const { asset } = input
   const vary = asset.identity.headers.vary
-  return vary === undefined ? {} : { vary }
+  return { ...asset.policy.headers, ...(vary === undefined ? {} : { vary }), ...input.extra }
 }
 
 /** D6 / RFC 9110 §13.1.2–13.1.3: If-None-Match (weak comparison, lists, `*`) wins over If-Modified-Since. */
@@ -128,7 +130,11 @@ async function openChecked (rep: Representation, start: number, end: number): Pr
   try {
     const first = await readChunk(fh, start, end)
     if (first === undefined || !(await unchanged(fh, rep))) { await fh.close(); return undefined }
-    return Readable.from(readRest(fh, rep, first, { start: start + first.length, end }), { objectMode: false })
+    const stream = Readable.from(readRest(fh, rep, first, { start: start + first.length, end }), { objectMode: false })
+    // A client gone before the first read destroys the stream without ever starting the generator,
+    // whose finally would close the file: close it with the stream (a second close is harmless).
+    stream.once('close', () => { fh.close().catch(() => {}) })
+    return stream
   } catch {
     await fh.close()
     return undefined
@@ -172,7 +178,8 @@ async function readChunk (fh: FileHandle, position: number, end: number): Promis
 
 async function unchanged (fh: FileHandle, rep: Representation): Promise<boolean> {
   const now = await fh.stat()
-  return now.size === rep.size && now.mtimeMs === rep.mtimeMs
+  // The inode too: a file renamed over with the same size and mtime (cp -p, reproducible builds) is another file.
+  return now.size === rep.size && now.mtimeMs === rep.mtimeMs && (rep.ino === undefined || now.ino === rep.ino)
 }
 
 async function * readRest (fh: FileHandle, rep: Representation, first: Buffer, range: { start: number, end: number }): AsyncGenerator<Buffer> {
