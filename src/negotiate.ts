@@ -49,6 +49,23 @@ const IDENTITY_BY_DEFAULT = 1e-9
 const cache = new Map<string, Map<string, number>>()
 const CACHE_LIMIT = 512
 
+/** The codings among `available` the client accepts at all (q > 0). */
+export function acceptedCodings (header: string | undefined, available: readonly Coding[]): Coding[] {
+  if (header === undefined) return available.filter(c => c === 'identity')
+  const accepted = parsed(header)
+  return available.filter(c => qualityOf(accepted, c) > 0)
+}
+
+function parsed (header: string): Map<string, number> {
+  let accepted = cache.get(header)
+  if (accepted === undefined) {
+    accepted = parseAcceptEncoding(header)
+    if (cache.size >= CACHE_LIMIT) cache.clear()
+    cache.set(header, accepted)
+  }
+  return accepted
+}
+
 /**
  * Picks the coding to send among `available` (in server preference order), or null when the client
  * accepts none of them (then 406). A request without Accept-Encoding gets identity: RFC 9110 allows
@@ -56,12 +73,7 @@ const CACHE_LIMIT = 512
  */
 export function negotiate (header: string | undefined, available: readonly Coding[]): Coding | null {
   if (header === undefined) return available.includes('identity') ? 'identity' : null
-  let accepted = cache.get(header)
-  if (accepted === undefined) {
-    accepted = parseAcceptEncoding(header)
-    if (cache.size >= CACHE_LIMIT) cache.clear()
-    cache.set(header, accepted)
-  }
+  const accepted = parsed(header)
   let best: Coding | null = null
   let bestQ = 0
   for (const coding of available) {

@@ -7,7 +7,7 @@ import { open, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { hashBuffer, type Asset, type Catalog, type Representation } from './catalog.js'
-import { negotiate } from './negotiate.js'
+import { acceptedCodings, negotiate } from './negotiate.js'
 import { parseRange } from './range.js'
 import { sendError } from './errors.js'
 
@@ -26,7 +26,8 @@ export function sendAsset (input: SendInput, attempt = 0): Promise<unknown> | un
   const coding = negotiate(request.headers['accept-encoding'], asset.codings)
   if (coding === null) { sendError(reply, 406, errorHeaders(input)); return undefined }
   const rep = asset.reps[asset.codings.indexOf(coding)]!
-  if (notModified(request, rep, asset)) { reply.code(304).headers(merge(rep.notModified, input.extra)).send(); return undefined }
+  const valid = notModified(request, rep, asset)
+  if (valid !== undefined) { reply.code(304).headers(merge(valid.notModified, input.extra)).send(); return undefined }
   const range = rangeFor(request, asset)
   if (range === 'unsatisfiable') {
     sendError(reply, 416, { ...errorHeaders(input), 'content-range': `bytes */${asset.identity.size}` })
@@ -51,18 +52,28 @@ function errorHeaders (input: SendInput): Record<string, string> {
   return { ...asset.policy.headers, ...(vary === undefined ? {} : { vary }), ...input.extra }
 }
 
-/** D6 / RFC 9110 §13.1.2–13.1.3: If-None-Match (weak comparison, lists, `*`) wins over If-Modified-Since. */
-function notModified (request: FastifyRequest, rep: Representation, asset: Asset): boolean {
+/**
+ * D6 / RFC 9110 §13.1.2–13.1.3: If-None-Match (weak comparison, lists, `*`) wins over
+ * If-Modified-Since. Returns the representation whose validators the 304 carries, or undefined.
+ *
+ * A cached copy of another representation of the same bytes that this client accepts also
+ * validates: a browser that cached the identity response while the on-the-fly br was being made
+ * then revalidates with the identity ETag, and a 304 (which keeps Chrome's compiled-wasm code
+ * cache) beats sending the module again. The 304 carries that copy's own ETag.
+ */
+function notModified (request: FastifyRequest, rep: Representation, asset: Asset): Representation | undefined {
   const inm = request.headers['if-none-match']
   if (inm !== undefined) {
-    if (inm.trim() === '*') return true
-    const mine = rep.etag
-    return inm.split(',').some(tag => stripWeak(tag.trim()) === mine)
+    if (inm.trim() === '*') return rep
+    const tags = inm.split(',').map(tag => stripWeak(tag.trim()))
+    if (tags.includes(rep.etag)) return rep
+    const accepted = acceptedCodings(request.headers['accept-encoding'], asset.codings)
+    return asset.reps.find(r => r !== rep && tags.includes(r.etag) && accepted.includes(r.coding) && r.headers['content-type'] === rep.headers['content-type'])
   }
   const ims = request.headers['if-modified-since']
-  if (ims === undefined) return false
+  if (ims === undefined) return undefined
   const since = Date.parse(ims)
-  return !Number.isNaN(since) && Math.floor(asset.lastModifiedMs / 1000) * 1000 <= since
+  return !Number.isNaN(since) && Math.floor(asset.lastModifiedMs / 1000) * 1000 <= since ? rep : undefined
 }
 
 const stripWeak = (tag: string) => tag.startsWith('W/') ? tag.slice(2) : tag

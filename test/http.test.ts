@@ -247,3 +247,16 @@ t.test('stale and useless siblings are not served (D3)', async t => {
   }
   t.equal(warnings.filter(w => w.includes('ignoring precompressed sibling')).length, 3, 'each reported once')
 })
+
+t.test('a cached copy of another accepted representation of the same bytes revalidates with a 304 (D6)', async t => {
+  const { app, url } = await startPlugin({ root })
+  t.teardown(() => app.close())
+  // A browser cached the identity response (say, before an encoding existed) and now sends br.
+  const res = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'gzip, deflate, br', 'if-none-match': etagOf(SQLITE) })
+  t.equal(res.status, 304)
+  t.equal(res.headers.etag, etagOf(SQLITE), 'the 304 keeps the ETag of the copy the client holds')
+  t.equal(res.headers.vary, 'Accept-Encoding')
+  const notAccepted = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'gzip', 'if-none-match': etagOf(BR) })
+  t.equal(notAccepted.status, 200, 'a br copy does not validate for a client that does not accept br')
+  t.equal(notAccepted.headers['content-encoding'], 'gzip')
+})

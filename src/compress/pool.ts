@@ -56,7 +56,7 @@ export class WorkerPool {
   }
 
   #spawn (url: URL): Slot {
-    const slot: Slot = { worker: new Worker(url, { execArgv: process.execArgv }), current: undefined }
+    const slot: Slot = { worker: new Worker(url, { execArgv: workerExecArgv() }), current: undefined }
     slot.worker.on('message', (reply: WorkerReply) => this.#settle(slot, reply))
     slot.worker.on('error', err => this.#crash(slot, url, err))
     return slot
@@ -87,4 +87,12 @@ export class WorkerPool {
       slot.worker.postMessage(slot.current?.job)
     }
   }
+}
+
+/**
+ * The parent's flags minus V8 heap sizes, which a Worker refuses ("invalid execArgv flags"): the CLI
+ * runs with --max-semi-space-size (see the Dockerfile), and a worker's heap is its own anyway.
+ */
+function workerExecArgv (): string[] {
+  return process.execArgv.filter(arg => !/^--max-(semi|old)-space-size/.test(arg))
 }
