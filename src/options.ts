@@ -101,10 +101,19 @@ function messageOf (e: ErrorObject): string {
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/
 const BAD_VALUE_MESSAGE = 'header values may only contain tabs, visible ASCII and Latin-1 (no CR, LF, NUL or other control characters)'
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'content-encoding'])
+/** Hop-by-hop headers belong to the connection; the others are the server's own, per representation (D5–D8). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'content-encoding', 'content-range', 'etag', 'last-modified', 'vary', 'accept-ranges', 'x-decoded-content-length'])
 function checkHeaders (opts: Record<string, unknown>): OptionProblem[] {
-  const routes = Array.isArray(opts.routes) ? opts.routes as Array<{ headers?: unknown }> : []
+  const routes = Array.isArray(opts.routes) ? opts.routes as Array<{ headers?: unknown, preload?: unknown }> : []
   const problems: OptionProblem[] = []
+  const preloads: Array<[string, unknown]> = [['/preload', opts.preload], ...routes.map((r, i): [string, unknown] => [`/routes/${i}/preload`, r?.preload])]
+  for (const [path, list] of preloads) {
+    if (!Array.isArray(list)) continue
+    list.forEach((url, j) => {
+      if (typeof url !== 'string') return
+      try { encodeURI(url) } catch { problems.push({ path: `${path}/${j}`, message: 'is not a valid URL path (unpaired surrogate)' }) }
+    })
+  }
   routes.forEach((route, i) => {
     if (route === null || typeof route !== 'object') return
     const cacheControl = (route as { cacheControl?: unknown }).cacheControl

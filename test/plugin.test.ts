@@ -73,3 +73,10 @@ t.test('a missing root is a clear error', async t => {
   app.register(wasmServe, { root: '/nonexistent/wasm-serve-root' })
   await t.rejects(app.ready(), /root|ENOENT|directory/)
 })
+
+t.test('headers the server owns per representation, and unencodable preloads, are refused at registration', async t => {
+  const { resolveOptions } = await import('../src/options.js')
+  const err = (() => { try { resolveOptions({ preload: ['/a\ud800.wasm'], routes: [{ match: '*', headers: { Vary: 'Origin', ETag: '"x"', 'X-Fine': 'yes' } }] }) } catch (e) { return e } })()
+  t.ok(err instanceof OptionsError)
+  t.same((err as OptionsError).problems.map(p => p.path).sort(), ['/preload/0', '/routes/0/headers/ETag', '/routes/0/headers/Vary'])
+})
