@@ -197,9 +197,11 @@ async function * readRest (fh: FileHandle, rep: Representation, first: Buffer, r
   try {
     let pending = first
     for (let position = range.start; position <= range.end;) {
+      // Yield before reading on: the first bytes (checked before the headers were set) go out
+      // first, so a failure below can only cut a response already under way, never turn into a 500.
+      yield pending
       const chunk = await readChunk(fh, position, range.end)
       if (chunk === undefined) throw new Error('file shrank while being sent')
-      yield pending
       pending = chunk
       position += chunk.length
     }
