@@ -74,6 +74,18 @@ t.test('a file beyond the memory budget gets gzip, encoded from disk into the ca
   t.notOk(readdirSync(freshCache).some(f => f.endsWith('.tmp')), 'no temp files left')
 })
 
+t.test('without 32 MB of headroom in the budget only gzip is made on the fly (encoder memory is charged to it)', async t => {
+  const freshCache = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-tight-'))
+  t.teardown(() => rmSync(freshCache, { recursive: true, force: true }))
+  const { app, url } = await startPlugin({ root, compress: { cacheDir: freshCache }, memoryBudget: '8MB' })
+  t.teardown(() => app.close())
+  await app.wasmServe.compressionIdle()
+  const res = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br, gzip' })
+  t.equal(res.headers['content-encoding'], 'gzip')
+  t.ok(gunzipSync(res.body).equals(SQLITE))
+  t.notOk(readdirSync(freshCache).some(f => f.endsWith('.br')), 'no brotli was run')
+})
+
 t.test('a modified file is compressed again, never served with a stale encoding (D4, D16)', async t => {
   const { app, url } = await startPlugin({ root, compress: { cacheDir }, watch: true })
   t.teardown(() => app.close())
