@@ -209,7 +209,7 @@ export class Catalog {
     const original = await this.statFile(base)
     const siblings = await Promise.all(ENCODINGS.map(e => this.statFile(base + e.suffix)))
     const loaded = new Map<string, Representation>()
-    const load = async (facts: FileFacts, coding: Coding, type: string) => {
+    const load = async (facts: FileFacts, coding: Coding) => {
       const rep = await this.loadRep(facts, coding)
       loaded.set(facts.rel, rep)
       return rep
@@ -258,7 +258,7 @@ export class Catalog {
   private async originalAsset (
     original: FileFacts,
     siblings: Array<FileFacts | undefined>,
-    load: (f: FileFacts, c: Coding, type: string) => Promise<Representation>,
+    load: (f: FileFacts, c: Coding) => Promise<Representation>,
   ): Promise<Asset> {
     const type = contentTypeFor(original.rel)
     const reps: Representation[] = []
@@ -266,10 +266,10 @@ export class Catalog {
       const enc = ENCODINGS[i]!
       if (sib === undefined || !this.opts.precompressed.includes(enc.token)) continue
       if (!(await this.usableSibling(original, sib, enc.token))) continue
-      reps.push(await load(sib, enc.token, type))
+      reps.push(await load(sib, enc.token))
     }
     reps.sort((a, b) => this.opts.precompressed.indexOf(a.coding as EncodingToken) - this.opts.precompressed.indexOf(b.coding as EncodingToken))
-    const identity = await load(original, 'identity', type)
+    const identity = await load(original, 'identity')
     reps.push(identity)
     const vary = reps.length > 1 || (this.opts.encodable?.(original.rel, identity.size) ?? false)
     return this.finish({ path: original.rel, type, reps, identity, vary, lastModifiedMs: original.stats.mtimeMs, decodedSize: identity.size })
