@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { brotliCompressSync, brotliDecompressSync, constants as zc, gunzipSync, gzipSync } from 'node:zlib'
 import { request } from 'undici'
+import { getWith, type Got } from './helpers/http.js'
 import { etagOf, SQLITE_WASM_PATH, startCliApp, WEBP_WASM_PATH, type Running } from './helpers/server.js'
 
 /** Two real wasm modules of different lengths (856 KB and 565 KB). */
@@ -16,14 +17,9 @@ const A = await readFile(SQLITE_WASM_PATH)
 const B = await readFile(WEBP_WASM_PATH)
 const POLL_MS = 2000
 
-interface Got { status: number, headers: Record<string, string>, body: Buffer }
-
-async function get (server: Running, path: string, acceptEncoding = 'identity'): Promise<Got> {
-  const res = await request(`${server.url}${path}`, { headers: { 'accept-encoding': acceptEncoding }, headersTimeout: 5000, bodyTimeout: 5000 })
-  const body = Buffer.from(await res.body.arrayBuffer())
-  const headers: Record<string, string> = {}
-  for (const [name, value] of Object.entries(res.headers)) if (typeof value === 'string') headers[name] = value
-  return { status: res.statusCode, headers, body }
+/** A short timeout: a response whose Content-Length overstates its bytes fails here, not at tap's. */
+function get (server: Running, path: string, acceptEncoding = 'identity'): Promise<Got> {
+  return getWith(`${server.url}${path}`, { headers: { 'accept-encoding': acceptEncoding }, timeoutMs: 5000 })
 }
 
 /** Polls until `done` holds (new content shows up within a short time, without a restart). */

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { brotliCompressSync, brotliDecompressSync, constants as zc, gunzipSync } from 'node:zlib'
 import { Agent, request } from 'undici'
+import { get } from './helpers/http.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const IMAGE = process.env.WASM_SERVE_TEST_IMAGE ?? 'wasm-serve:test'
@@ -79,12 +80,6 @@ async function waitHealthy (base: string, name: string) {
   }
   const logs = await cli(['logs', name])
   throw new Error(`${name} did not answer /healthz within 60 s\n${logs.stdout}\n${logs.stderr}`)
-}
-
-async function get (url: string, headers: Record<string, string> = {}) {
-  const res = await request(url, { headers })
-  const body = Buffer.from(await res.body.arrayBuffer())
-  return { status: res.statusCode, headers: res.headers, body }
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')

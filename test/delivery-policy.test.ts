@@ -6,6 +6,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { request } from 'undici'
+import { get, type Got } from './helpers/http.js'
 import { BR, SQLITE, TINY, makeSite } from './helpers/site.js'
 import { startCliApp, type Running } from './helpers/server.js'
 import { OptionsError, resolveOptions, type WasmServeOptions } from '../src/options.js'
@@ -21,14 +22,6 @@ writeFileSync(join(root, HASHED_WASM), TINY)
 writeFileSync(join(root, HASHED_JS), 'export const x = 1\n')
 t.teardown(() => rmSync(root, { recursive: true, force: true }))
 
-interface Res { status: number, headers: Record<string, string | undefined>, body: Buffer }
-
-async function get (url: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' | 'OPTIONS' = 'GET'): Promise<Res> {
-  const res = await request(url, { method, headers })
-  const body = Buffer.from(await res.body.arrayBuffer())
-  return { status: res.statusCode, headers: res.headers as Record<string, string | undefined>, body }
-}
-
 async function start (t: Test, options: WasmServeOptions = {}): Promise<Running> {
   const server = await startCliApp({ ...options, root })
   t.teardown(() => server.close())
@@ -38,7 +31,7 @@ async function start (t: Test, options: WasmServeOptions = {}): Promise<Running>
 const tokens = (value: string | undefined) => (value ?? '').split(',').map(s => s.trim().toLowerCase()).filter(s => s !== '')
 
 /** The headers a policy adds, as they appear on one response. */
-function policyHeaders (headers: Res['headers'], names: string[]): Record<string, string | undefined> {
+function policyHeaders (headers: Got['headers'], names: string[]): Record<string, string | undefined> {
   return Object.fromEntries(names.map(name => [name, headers[name]]))
 }
 

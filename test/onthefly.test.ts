@@ -1,18 +1,13 @@
 import t from 'tap'
-import { request } from 'undici'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { brotliDecompressSync, gunzipSync } from 'node:zlib'
+import { get } from './helpers/http.js'
 import { JS, SQLITE, makeSite, startPlugin } from './helpers/site.js'
 
 const etagOf = (buf: Buffer) => `"${createHash('sha256').update(buf).digest('base64url').slice(0, 27)}"`
-
-async function get (url: string, headers: Record<string, string> = {}) {
-  const res = await request(url, { headers })
-  return { status: res.statusCode, headers: res.headers as Record<string, string | undefined>, body: Buffer.from(await res.body.arrayBuffer()) }
-}
 
 const root = makeSite()
 const cacheDir = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-cache-'))

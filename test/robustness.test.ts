@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSyn
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { get } from './helpers/http.js'
 import { SQLITE, startPlugin } from './helpers/site.js'
 
 const etagOf = (buf: Buffer) => `"${createHash('sha256').update(buf).digest('base64url').slice(0, 27)}"`
@@ -15,11 +16,6 @@ function tempRoot (t: { teardown: (fn: () => void) => void }): string {
   const root = mkdtempSync(join(tmpdir(), 'wasm-serve-robust-'))
   t.teardown(() => rmSync(root, { recursive: true, force: true }))
   return root
-}
-
-async function get (url: string, headers: Record<string, string> = {}) {
-  const res = await request(url, { headers })
-  return { status: res.statusCode, headers: res.headers as Record<string, string | undefined>, body: Buffer.from(await res.body.arrayBuffer()) }
 }
 
 t.test('a file renamed over with the same size and mtime is not sent under the old ETag (D16)', async t => {
