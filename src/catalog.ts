@@ -15,6 +15,7 @@ import { contentTypeFor, originalName } from './content-type.js'
 import type { FilePolicy } from './policy.js'
 import { gzipDecodedSize, isCompressible, zstdContentSize } from './codecs.js'
 import { buildHeaders } from './headers.js'
+import { BufferPool } from './buffers.js'
 
 export interface Logger {
   info: (obj: object, msg: string) => void
@@ -465,12 +466,13 @@ const HASH_SLICE = 1 << 20
 /**
  * Read buffers for hashing files that stay on disk are reused: a fresh megabyte per file made RSS
  * grow by tens of MB over a large root (allocator churn), though the bytes were garbage at once.
+ * Two stay allocated afterwards; keeping one per parallel indexer held 8 MB for good.
  */
-const hashBuffers: Buffer[] = []
+const hashBuffers = new BufferPool(HASH_SLICE, 2)
 
 async function hashHandle (fh: FileHandle, size: number): Promise<string> {
   const hash = createHash('sha256')
-  const chunk = hashBuffers.pop() ?? Buffer.allocUnsafe(HASH_SLICE)
+  const chunk = hashBuffers.take()
   try {
     for (let position = 0; position < size;) {
       const { bytesRead } = await fh.read(chunk, 0, Math.min(chunk.length, size - position), position)
@@ -479,7 +481,7 @@ async function hashHandle (fh: FileHandle, size: number): Promise<string> {
       position += bytesRead
     }
   } finally {
-    if (hashBuffers.length < PARALLEL) hashBuffers.push(chunk)
+    hashBuffers.give(chunk)
   }
   return hash.digest('base64url').slice(0, 27)
 }

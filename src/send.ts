@@ -4,12 +4,15 @@
  * per-request CORS origin adds anything here.
  */
 import { open, type FileHandle } from 'node:fs/promises'
+import { ServerResponse } from 'node:http'
+import { Http2ServerResponse } from 'node:http2'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { hashBuffer, type Asset, type Catalog, type Representation } from './catalog.js'
 import { acceptedCodings, negotiate } from './negotiate.js'
 import { parseRange } from './range.js'
 import { sendError } from './errors.js'
+import { BufferPool } from './buffers.js'
 
 export interface SendInput {
   request: FastifyRequest
@@ -139,13 +142,10 @@ async function openChecked (rep: Representation, start: number, end: number): Pr
   let fh: FileHandle
   try { fh = await open(rep.file, 'r') } catch { return undefined }
   try {
-    const first = await readChunk(fh, start, end)
-    if (first === undefined || !(await unchanged(fh, rep))) { await fh.close(); return undefined }
-    const stream = Readable.from(readRest(fh, rep, first, { start: start + first.length, end }), { objectMode: false })
-    // A client gone before the first read destroys the stream without ever starting the generator,
-    // whose finally would close the file: close it with the stream (a second close is harmless).
-    stream.once('close', () => { fh.close().catch(() => {}) })
-    return stream
+    const buffer = chunkBuffers.take()
+    const first = await readChunk(fh, buffer, start, end)
+    if (first === undefined || !(await unchanged(fh, rep))) { await fh.close(); chunkBuffers.give(buffer); return undefined }
+    return new FileBody(fh, rep, buffer, { start, end })
   } catch {
     await fh.close()
     return undefined
@@ -181,11 +181,14 @@ async function sendSnapshot (reply: FastifyReply, input: BodySpec): Promise<unkn
 }
 
 const CHUNK = 64 * 1024
+/** Enough for the responses a server streams at once; beyond it buffers are simply collected. */
+const chunkBuffers = new BufferPool(CHUNK, 32)
 
-async function readChunk (fh: FileHandle, position: number, end: number): Promise<Buffer | undefined> {
-  const length = Math.min(CHUNK, end - position + 1)
-  const { bytesRead, buffer } = await fh.read(Buffer.allocUnsafe(length), 0, length, position)
-  return bytesRead === length ? buffer : undefined
+/** Reads the next chunk of a range into `buffer`; undefined when the file is shorter than it was. */
+async function readChunk (fh: FileHandle, buffer: Buffer, position: number, end: number): Promise<Buffer | undefined> {
+  const length = Math.min(buffer.length, end - position + 1)
+  const { bytesRead } = await fh.read(buffer, 0, length, position)
+  return bytesRead === length ? buffer.subarray(0, length) : undefined
 }
 
 async function unchanged (fh: FileHandle, rep: Representation): Promise<boolean> {
@@ -194,22 +197,90 @@ async function unchanged (fh: FileHandle, rep: Representation): Promise<boolean>
   return now.size === rep.size && now.mtimeMs === rep.mtimeMs && (rep.ino === undefined || now.ino === rep.ino)
 }
 
-async function * readRest (fh: FileHandle, rep: Representation, first: Buffer, range: { start: number, end: number }): AsyncGenerator<Buffer> {
-  try {
-    let pending = first
-    for (let position = range.start; position <= range.end;) {
-      // Yield before reading on: the first bytes (checked before the headers were set) go out
-      // first, so a failure below can only cut a response already under way, never turn into a 500.
-      yield pending
-      const chunk = await readChunk(fh, position, range.end)
-      if (chunk === undefined) throw new Error('file shrank while being sent')
-      pending = chunk
-      position += chunk.length
+/**
+ * The body of a file streamed from disk. Piped into Node's own response (what Fastify does with
+ * a stream payload) it reads every chunk into one pooled buffer and writes it with a callback: the
+ * buffer is read into again only once the socket is done with it, so a streamed response makes no
+ * garbage. Into anything else (an onSend hook that wraps the payload) it is a plain Readable of
+ * fresh buffers, since a Writable's callback does not promise the chunk is no longer held.
+ */
+/** What Node's http and http2 responses share; their write callback fires once the socket is done with the chunk. */
+interface Destination {
+  write: (chunk: Buffer, callback: (err?: Error | null) => void) => boolean
+  end: (chunk: Buffer, callback: (err?: Error | null) => void) => unknown
+}
+
+class FileBody extends Readable {
+  constructor (private readonly fh: FileHandle, private readonly rep: Representation, private readonly buffer: Buffer, private readonly range: { start: number, end: number }) {
+    super()
+  }
+
+  override pipe<T extends NodeJS.WritableStream> (destination: T, options?: { end?: boolean }): T {
+    if (!(destination instanceof ServerResponse || destination instanceof Http2ServerResponse)) return super.pipe(destination, options)
+    this.pump(destination as unknown as Destination, options?.end !== false).then(() => {
+      this.push(null)
+      this.resume() // nothing reads: let 'end' and 'close' through for whoever waits on them (Fastify)
+    }, (err: Error) => this.destroy(err))
+    return destination
+  }
+
+  private chunks?: AsyncGenerator<Buffer>
+  override _read (): void {
+    this.chunks ??= this.read_(() => Buffer.allocUnsafe(CHUNK))
+    this.chunks.next().then(({ value, done }) => this.push(done === true ? null : value), (err: Error) => this.destroy(err))
+  }
+
+  override _destroy (err: Error | null, callback: (err?: Error | null) => void): void {
+    // Closes the file even when the reading loop never ran or is parked (a second close is harmless),
+    // and stops a write that will not complete from holding the loop.
+    this.fh.close().catch(() => {})
+    this.abortWrite?.()
+    callback(err)
+  }
+
+  private abortWrite?: () => void
+
+  private async pump (res: Destination, end: boolean): Promise<void> {
+    let left = this.range.end - this.range.start + 1
+    for await (const chunk of this.read_(() => this.buffer)) {
+      if (this.destroyed) return
+      left -= chunk.length
+      // The last chunk goes with end(): the response is finished the moment its bytes are out, so a
+      // keep-alive connection is idle again before the client, holding every byte, can ask to close.
+      const last = left === 0 && end
+      await new Promise<void>((resolve, reject) => {
+        this.abortWrite = () => reject(new Error('response closed'))
+        const done = (err?: Error | null) => err == null ? resolve() : reject(err)
+        if (last) res.end(chunk, done)
+        else res.write(chunk, done)
+      })
     }
-    // Bytes read in one go need no second check; bytes from several reads must all be one version.
-    if (pending !== first && !(await unchanged(fh, rep))) throw new Error('file changed while being sent')
-    yield pending
-  } finally {
-    await fh.close()
+    // Only a buffer whose every write completed is reused; after an abort, the collector has it.
+    chunkBuffers.give(this.buffer)
+  }
+
+  /**
+   * The range, chunk by chunk, each read into `into()` only after the previous one was taken. The
+   * first chunk (read and checked before the headers were set) goes out before any further read, so
+   * a failure later can only cut a response already under way, never turn into a 500; bytes from
+   * several reads must all be one version of the file, checked before the last chunk goes (D16).
+   */
+  private async * read_ (into: () => Buffer): AsyncGenerator<Buffer> {
+    const { fh, rep, range } = this
+    try {
+      let pending = this.buffer.subarray(0, Math.min(CHUNK, range.end - range.start + 1))
+      let reads = 1
+      for (let position = range.start + pending.length; position <= range.end; reads++) {
+        yield pending
+        const chunk = await readChunk(fh, into(), position, range.end)
+        if (chunk === undefined) throw new Error('file shrank while being sent')
+        pending = chunk
+        position += chunk.length
+      }
+      if (reads > 1 && !(await unchanged(fh, rep))) throw new Error('file changed while being sent')
+      yield pending
+    } finally {
+      await fh.close()
+    }
   }
 }

@@ -1,17 +1,13 @@
 import t from 'tap'
-import { request } from 'undici'
 import { createHash } from 'node:crypto'
-import { readFileSync, rmSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync } from 'node:fs'
+import { PassThrough, Readable } from 'node:stream'
+import { request } from 'undici'
 import { join } from 'node:path'
+import { get } from './helpers/http.js'
 import { BR, GZ, JS, SQLITE, TINY, makeSite, startPlugin } from './helpers/site.js'
 
 const etagOf = (buf: Buffer) => `"${createHash('sha256').update(buf).digest('base64url').slice(0, 27)}"`
-
-async function get (url: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET') {
-  const res = await request(url, { method, headers })
-  const body = Buffer.from(await res.body.arrayBuffer())
-  return { status: res.statusCode, headers: res.headers as Record<string, string | undefined>, body }
-}
 
 const root = makeSite()
 t.teardown(() => rmSync(root, { recursive: true, force: true }))
@@ -207,6 +203,44 @@ t.test('memoryBudget 0 streams every file from disk with the same headers (D5)',
   t.ok(range.body.equals(SQLITE.subarray(1000, 2000)))
   t.equal(range.headers['content-length'], '1000')
   t.equal((await get(`${url}/app.js`)).body.toString(), JS.toString())
+})
+
+t.test('streamed files reuse read buffers without mixing bytes between responses (D5, D16)', async t => {
+  const { app, url } = await startPlugin({ root, memoryBudget: 0 })
+  t.teardown(() => app.close())
+  const fds = () => readdirSync('/proc/self/fd').length
+  const before = fds()
+  // Downloads cut short after their first bytes: their buffers must not go back to the pool while a
+  // socket may still hold them, and their file handles must be closed.
+  for (let i = 0; i < 6; i++) {
+    const res = await request(`${url}/sqlite3.wasm`, { headers: { 'accept-encoding': 'identity' } })
+    for await (const chunk of res.body) { t.ok(chunk.length > 0); break }
+  }
+  const wanted = [
+    { path: '/sqlite3.wasm', ae: 'identity', bytes: SQLITE },
+    { path: '/sqlite3.wasm', ae: 'br', bytes: BR },
+    { path: '/sqlite3.wasm', ae: 'gzip', bytes: GZ },
+  ]
+  const results = await Promise.all(Array.from({ length: 24 }, (_, i) => wanted[i % wanted.length]!).map(async w => ({ w, res: await get(`${url}${w.path}`, { 'accept-encoding': w.ae }) })))
+  for (const { w, res } of results) t.ok(res.body.equals(w.bytes), `${w.ae}: byte for byte while other responses stream`)
+  const ranges = await Promise.all([0, 70_000, 200_000, 800_000].map(async start => ({ start, res: await get(`${url}/sqlite3.wasm`, { range: `bytes=${start}-${start + 50_000}` }) })))
+  for (const { start, res } of ranges) t.ok(res.body.equals(SQLITE.subarray(start, start + 50_001)), `range from ${start}`)
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.ok(fds() <= before + 2, `no file handle left open (${before} descriptors before, ${fds()} after)`)
+})
+
+t.test('a streamed body re-wrapped by an onSend hook arrives intact (fresh buffers, not pooled ones)', async t => {
+  const { default: Fastify } = await import('fastify')
+  const { default: wasmServe } = await import('../src/plugin.js')
+  const app = Fastify({ forceCloseConnections: true })
+  // A hook that hands Fastify another stream: the file body is then read like any Readable, and a
+  // PassThrough keeps chunks after accepting them, so reused buffers would show up as wrong bytes.
+  app.addHook('onSend', async (_request, _reply, payload) => payload instanceof Readable ? payload.pipe(new PassThrough({ highWaterMark: 1 << 20 })) : payload)
+  await app.register(wasmServe, { root, memoryBudget: 0, watch: false })
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  const bodies = await Promise.all(Array.from({ length: 6 }, async () => (await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'identity' })).body))
+  for (const body of bodies) t.ok(body.equals(SQLITE), 'byte for byte through the hook\'s stream')
 })
 
 t.test('ETags are identical across restarts (D6)', async t => {

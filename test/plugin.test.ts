@@ -5,15 +5,11 @@ import { gunzipSync, brotliDecompressSync } from 'node:zlib'
 import Fastify from 'fastify'
 import compress from '@fastify/compress'
 import wasmServe, { OptionsError } from '../src/plugin.js'
+import { get } from './helpers/http.js'
 import { BR, JS, SQLITE, makeSite } from './helpers/site.js'
 
 const root = makeSite()
 t.teardown(() => rmSync(root, { recursive: true, force: true }))
-
-async function get (url: string, headers: Record<string, string> = {}) {
-  const res = await request(url, { headers })
-  return { status: res.statusCode, headers: res.headers as Record<string, string | undefined>, body: Buffer.from(await res.body.arrayBuffer()) }
-}
 
 t.test('serves under a prefix next to the app\'s own routes', async t => {
   const app = Fastify()
@@ -79,4 +75,20 @@ t.test('headers the server owns per representation, and unencodable preloads, ar
   const err = (() => { try { resolveOptions({ preload: ['/a\ud800.wasm'], routes: [{ match: '*', headers: { Vary: 'Origin', ETag: '"x"', 'X-Fine': 'yes' } }] }) } catch (e) { return e } })()
   t.ok(err instanceof OptionsError)
   t.same((err as OptionsError).problems.map(p => p.path).sort(), ['/preload/0', '/routes/0/headers/ETag', '/routes/0/headers/Vary'])
+})
+
+t.test('close() right after a file streamed from disk does not wait for the keep-alive timeout', async t => {
+  // Fastify closes idle connections on close(); a response still finishing when the client already
+  // holds every byte kept its connection open for the 72 s keep-alive timeout. A race, so several rounds.
+  for (let round = 0; round < 12; round++) {
+    const app = Fastify()
+    await app.register(wasmServe, { root, memoryBudget: 0, watch: false })
+    const url = await app.listen({ host: '127.0.0.1', port: 0 })
+    const [path, bytes] = round % 2 === 0 ? ['/sqlite3.wasm', SQLITE] : ['/app.js', JS]
+    const res = await get(`${url}${path}`, { 'accept-encoding': 'identity' })
+    t.ok(res.body.equals(bytes), `round ${round}: ${path} whole, over a keep-alive connection`)
+    const closed = await Promise.race([app.close().then(() => true), new Promise<false>(resolve => setTimeout(resolve, 5000, false))])
+    t.ok(closed, `round ${round}: closed within 5 s (keep-alive timeout: 72 s)`)
+    if (!closed) break
+  }
 })

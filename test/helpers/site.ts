@@ -31,9 +31,7 @@ export function makeSite (): string {
 }
 
 export async function startPlugin (options: WasmServePluginOptions): Promise<{ app: FastifyInstance, url: string }> {
-  // forceCloseConnections: after a response streamed in several chunks, Node 20 does not count the
-  // keep-alive connection as idle and close() would wait for the 72 s keep-alive timeout.
-  const app = Fastify({ logger: false, forceCloseConnections: true })
+  const app = Fastify({ logger: false })
   await app.register(wasmServe, { watch: false, ...options })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   return { app, url }
