@@ -6,7 +6,6 @@
  */
 import { readFile } from 'node:fs/promises'
 import { X509Certificate } from 'node:crypto'
-import { generate } from 'selfsigned'
 import type { ResolvedOptions } from './options.js'
 
 export interface TlsMaterial { cert: string, key: string, fingerprint256: string, selfSigned: boolean }
@@ -16,12 +15,14 @@ export class TlsError extends Error { readonly code = 'WASM_SERVE_TLS' }
 export async function loadTls (https: ResolvedOptions['https']): Promise<TlsMaterial | undefined> {
   if (https === false) return undefined
   if (https === true) {
+    // Loaded only here: the X.509 stack behind selfsigned is not needed to serve plain HTTP or a given certificate.
+    const { generate } = await import('selfsigned')
     const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
       keyType: 'ec',
       algorithm: 'sha256',
       days: 30,
       extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }, { type: 7, ip: '::1' }] }],
-    } as Parameters<typeof generate>[1])
+    } as Parameters<typeof import('selfsigned').generate>[1])
     return { cert: pems.cert, key: pems.private, fingerprint256: new X509Certificate(pems.cert).fingerprint256, selfSigned: true }
   }
   const cert = await readFile(https.cert, 'utf8').catch(() => { throw new TlsError(`cannot read the TLS certificate ${https.cert}`) })
