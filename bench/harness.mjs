@@ -5,12 +5,13 @@
  */
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 
 const SERVER = join(dirname(fileURLToPath(import.meta.url)), 'server.mjs')
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js')
 const CLK_TCK = 100 // Linux USER_HZ
 
 /** A field of /proc/PID/status in KiB (VmHWM = peak RSS, VmRSS = current RSS). */
@@ -38,11 +39,16 @@ export function machineBusySeconds () {
 
 /**
  * Spawn `taskset -c 0 node bench/server.mjs kind root [options]` and resolve once it prints its port.
- * taskset execs node, so the child's pid is the server's.
+ * taskset execs node, so the child's pid is the server's. Kind 'cli' runs the real CLI instead,
+ * `node [nodeFlags] dist/cli.js root --port 0 --quiet [cliArgs]`, and reads the port from its
+ * one-line banner; `env` is added to the child's environment.
  */
-export function startServer (kind, root, options, { timeoutMs = 60_000, nodeFlags = [] } = {}) {
-  const args = ['-c', '0', process.execPath, ...nodeFlags, SERVER, kind, root, ...(options ? [JSON.stringify(options)] : [])]
-  const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+export function startServer (kind, root, options, { timeoutMs = 60_000, nodeFlags = [], cliArgs = [], env = {} } = {}) {
+  const args = kind === 'cli'
+    ? ['-c', '0', process.execPath, ...nodeFlags, CLI, root, '--port', '0', '--quiet', ...cliArgs]
+    : ['-c', '0', process.execPath, ...nodeFlags, SERVER, kind, root, ...(options ? [JSON.stringify(options)] : [])]
+  if (kind === 'cli' && !existsSync(CLI)) return Promise.resolve({ notBuilt: true })
+  const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   let stderr = ''
   child.stderr.on('data', (d) => { stderr += d })
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
@@ -68,7 +74,7 @@ export function startServer (kind, root, options, { timeoutMs = 60_000, nodeFlag
     }, timeoutMs)
     child.stdout.on('data', (d) => {
       stdout += d
-      const port = /^PORT (\d+)$/m.exec(stdout)?.[1]
+      const port = (kind === 'cli' ? /^wasm-serve .* at https?:\/\/127\.0\.0\.1:(\d+)/m : /^PORT (\d+)$/m).exec(stdout)?.[1]
       if (port) {
         clearTimeout(timer)
         resolve({ ...server, port: Number(port) })
