@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { parseCli, UsageError } from '../src/config.js'
 import { OptionsError, OptionsSchema, resolveOptions, type OptionProblem } from '../src/options.js'
+import { OptionsSchema as DefinedSchema } from '../src/schema.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const CLI = join(ROOT, 'dist/cli.js')
@@ -87,6 +88,11 @@ async function isFree (port: number): Promise<boolean> {
     server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => done(true)))
   })
 }
+
+t.test('the schema the server loads (src/options.schema.json) is the one src/schema.ts defines (`npm run schema`)', async t => {
+  t.same(OptionsSchema, JSON.parse(JSON.stringify(DefinedSchema)))
+  t.equal(readFileSync(join(ROOT, 'src/options.schema.json'), 'utf8'), JSON.stringify(DefinedSchema, null, 2) + '\n', 'byte for byte, as the script writes it')
+})
 
 t.test('config.example.json', async t => {
   const example = JSON.parse(readFileSync(EXAMPLE, 'utf8')) as Record<string, unknown>

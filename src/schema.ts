@@ -1,0 +1,50 @@
+/**
+ * Every option wasm-serve has, defined once (STYLE 3): type, default and doc text live in this JSON
+ * Schema, written with TypeBox so the plugin's TypeScript types come from it too. It is used for
+ * types only at run time: `npm run schema` writes it to src/options.schema.json, which the server
+ * loads (TypeBox's modules cost 8 MB of RSS on Node 24), and test/config.test.ts fails when the
+ * two differ. The config-file validation, `config.example.json`, `--help` and the README's option
+ * list all come from it.
+ */
+import { Type, type TSchema } from '@sinclair/typebox'
+
+/** `expected` is our own keyword: the one-line description used in error messages for unions. */
+const oneOf = <T extends TSchema[]>(schemas: [...T], expected: string, extra: object) =>
+  Type.Union(schemas, { expected, ...extra })
+
+export const Route = Type.Object({
+  match: Type.String({ minLength: 1, description: 'Glob over the served file\'s path relative to the root (picomatch syntax), e.g. "**/*.html" or "assets/**". `/` is matched as "index.html".' }),
+  cacheControl: Type.Optional(Type.String({ minLength: 1, description: 'Cache-Control value for matching files.' })),
+  headers: Type.Optional(Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String(), { description: 'Extra response headers for matching files. Names must be tokens; values may not contain CR, LF or NUL; hop-by-hop headers are refused.' })),
+  preload: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { description: 'Absolute URL paths to announce with `Link: rel=preload` (rel=modulepreload for .js/.mjs) on matching HTML responses, and in a 103 when earlyHints is on.' })),
+}, { additionalProperties: false })
+
+export const OptionsSchema = Type.Object({
+  root: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'Directory to serve. In a config file it is relative to the file. Without one the CLI serves its bundled demo.' })),
+  host: Type.Optional(Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address the CLI binds (env HOST). The Docker image sets 0.0.0.0.' })),
+  port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Port the CLI binds (env PORT); 0 picks a free one. When it is taken the CLI says so and uses the next free one.' })),
+  precompressed: Type.Optional(Type.Array(Type.Union([Type.Literal('br'), Type.Literal('zstd'), Type.Literal('gzip')]), { uniqueItems: true, default: ['br', 'zstd', 'gzip'], description: 'Which precompressed siblings (x.br, x.zst, x.gz) are served, in server preference order for q-value ties.' })),
+  compress: Type.Optional(Type.Object({
+    onTheFly: Type.Optional(Type.Boolean({ default: true, description: 'Compress compressible files that have no siblings, once, off the event loop, and cache the result.' })),
+    minSize: Type.Optional(Type.Integer({ minimum: 0, default: 1024, description: 'Files smaller than this many bytes are never encoded (they would grow).' })),
+    cacheDir: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'Where encodings made on the fly are kept beyond the memory budget; null means wasm-serve-cache-<uid> under the OS temp dir. Never inside the root; refused unless owned by this user and not writable by others.' })),
+  }, { additionalProperties: false, default: {}, description: 'On-the-fly compression of files without siblings.' })),
+  crossOriginIsolation: Type.Optional(oneOf([Type.Literal(false), Type.Literal('require-corp'), Type.Literal('credentialless')], 'false, "require-corp" or "credentialless"', { default: false, description: 'Send COOP same-origin and this COEP on documents and CORP on assets, so crossOriginIsolated is true (wasm threads, SharedArrayBuffer).' })),
+  cors: Type.Optional(oneOf([Type.Literal(false), Type.Object({
+    origin: oneOf([Type.Literal('*'), Type.Array(Type.String({ pattern: '^https?://[A-Za-z0-9.\\-]+(:[0-9]{1,5})?$|^https?://\\[[0-9A-Fa-f:.]+\\](:[0-9]{1,5})?$' }), { minItems: 1 })], '"*" or a list of origins like "https://app.example"', {}),
+  }, { additionalProperties: false })], 'false or { "origin": "*" | ["https://…"] }', { default: false, description: 'CORS for the served files: Access-Control-Allow-Origin, exposed X-Decoded-Content-Length and ETag, Timing-Allow-Origin, preflight answers.' })),
+  earlyHints: Type.Optional(Type.Boolean({ default: false, description: 'Send preload links first as a 103 Early Hints response (honoured by Chrome over HTTP/2).' })),
+  preload: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { default: [], description: 'Preload links added to every HTML response (CLI --preload URL, repeatable), after any route preloads.' })),
+  spa: Type.Optional(oneOf([Type.Literal(false), Type.String({ pattern: '\\.html?$' })], 'false or the page to serve, e.g. "index.html"', { default: false, description: 'Answer unknown extension-less paths that accept HTML with this page. Paths with an extension are still 404.' })),
+  dotfiles: Type.Optional(Type.Union([Type.Literal('deny'), Type.Literal('allow')], { default: 'deny', description: '"deny" answers 404 for any path with a segment starting with "." (except .well-known); "allow" serves them.' })),
+  memoryBudget: Type.Optional(oneOf([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^\\s*\\d+(\\.\\d+)?\\s*([kKmMgGtT]?[bB])?\\s*$' })], 'a byte count or a size like "256MB"', { default: '256MB', description: 'Bytes of file contents (all representations) held in memory; larger files are streamed from disk with their known length.' })),
+  routes: Type.Optional(Type.Array(Route, { default: [], description: 'Cache policy and extra headers by glob; the first matching route wins.' })),
+  https: Type.Optional(oneOf([Type.Boolean(), Type.Object({
+    cert: Type.String({ minLength: 1, description: 'PEM certificate file (chain), relative to the config file.' }),
+    key: Type.String({ minLength: 1, description: 'PEM private key file, relative to the config file.' }),
+  }, { additionalProperties: false })], 'false, true (a self-signed certificate for development) or { "cert": FILE, "key": FILE }', { default: false, description: 'Serve HTTPS with HTTP/2 (ALPN, HTTP/1.1 fallback). Chrome honours 103 Early Hints only over HTTP/2 and advertises br only to secure origins. true makes a self-signed certificate for local development.' })),
+  healthz: Type.Optional(Type.Boolean({ default: false, description: 'Answer GET /healthz with 200 (on in the CLI and Docker, off by default in the plugin).' })),
+  methodNotAllowed: Type.Optional(Type.Boolean({ default: false, description: 'Answer other methods on static paths with 405 and Allow (on in the CLI and Docker; the plugin leaves the app\'s routes alone by default).' })),
+  logLevel: Type.Optional(Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info', description: 'CLI log level (pino); --quiet is "warn".' })),
+}, { additionalProperties: false })
+
