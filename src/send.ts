@@ -218,6 +218,7 @@ class FileBody extends Readable {
   override pipe<T extends NodeJS.WritableStream> (destination: T, options?: { end?: boolean }): T {
     if (!(destination instanceof ServerResponse || destination instanceof Http2ServerResponse)) return super.pipe(destination, options)
     this.pump(destination as unknown as Destination, options?.end !== false).then(() => {
+      if (this.destroyed) return
       this.push(null)
       this.resume() // nothing reads: let 'end' and 'close' through for whoever waits on them (Fastify)
     }, (err: Error) => this.destroy(err))
