@@ -208,6 +208,7 @@ async function unchanged (fh: FileHandle, rep: Representation): Promise<boolean>
 interface Destination {
   write: (chunk: Buffer, callback: (err?: Error | null) => void) => boolean
   end: (chunk: Buffer, callback: (err?: Error | null) => void) => unknown
+  destroy: (err?: Error) => unknown
 }
 
 class FileBody extends Readable {
@@ -217,11 +218,13 @@ class FileBody extends Readable {
 
   override pipe<T extends NodeJS.WritableStream> (destination: T, options?: { end?: boolean }): T {
     if (!(destination instanceof ServerResponse || destination instanceof Http2ServerResponse)) return super.pipe(destination, options)
-    this.pump(destination as unknown as Destination, options?.end !== false).then(() => {
-      if (this.destroyed) return
-      this.push(null)
-      this.resume() // nothing reads: let 'end' and 'close' through for whoever waits on them (Fastify)
-    }, (err: Error) => this.destroy(err))
+    const res = destination as unknown as Destination
+    this.pump(res, options?.end !== false).catch((err: Error) => {
+      // Cut with an error: over HTTP/2 a bare destroy resets the stream with NO_ERROR, which a client
+      // may take for a complete body (D16).
+      res.destroy(err)
+      this.destroy(err)
+    })
     return destination
   }
 
@@ -246,18 +249,36 @@ class FileBody extends Readable {
     for await (const chunk of this.read_(() => this.buffer)) {
       if (this.destroyed) return
       left -= chunk.length
-      // The last chunk goes with end(): the response is finished the moment its bytes are out, so a
-      // keep-alive connection is idle again before the client, holding every byte, can ask to close.
-      const last = left === 0 && end
-      await new Promise<void>((resolve, reject) => {
-        this.abortWrite = () => reject(new Error('response closed'))
-        const done = (err?: Error | null) => err == null ? resolve() : reject(err)
-        if (last) res.end(chunk, done)
-        else res.write(chunk, done)
-      })
+      if (left > 0 || !end) { await this.send(res, chunk, false); continue }
+      // The body ends before the response does, so Fastify sees a finished source rather than a
+      // response closed under an open one. The last chunk goes with end(): the response is finished
+      // the moment its bytes are out, and a keep-alive connection is idle again before the client,
+      // holding every byte, can ask the server to close.
+      await this.finish()
+      if (this.errored !== null) return
+      await this.send(res, chunk, true)
     }
+    if (!end) await this.finish() // trailers follow: Fastify ends the response when the body ends
     // Only a buffer whose every write completed is reused; after an abort, the collector has it.
     chunkBuffers.give(this.buffer)
+  }
+
+  private send (res: Destination, chunk: Buffer, last: boolean): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.abortWrite = () => reject(new Error('response closed'))
+      const done = (err?: Error | null) => err == null ? resolve() : reject(err)
+      if (last) res.end(chunk, done)
+      else res.write(chunk, done)
+    })
+  }
+
+  /** Ends this body (nothing reads it: the bytes went straight to the response) and waits until it has closed. */
+  private finish (): Promise<void> {
+    return new Promise(resolve => {
+      this.once('close', resolve)
+      this.push(null)
+      this.resume()
+    })
   }
 
   /**

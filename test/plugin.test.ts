@@ -92,3 +92,18 @@ t.test('close() right after a file streamed from disk does not wait for the keep
     if (!closed) break
   }
 })
+
+t.test('a file streamed from disk to the end logs nothing about its stream', async t => {
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'trace', stream: { write: (line: string) => { lines.push(line) } } } })
+  await app.register(wasmServe, { root, memoryBudget: 0, watch: false })
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => app.close())
+  for (const [path, bytes] of [['/sqlite3.wasm', SQLITE], ['/app.js', JS]] as const) {
+    t.ok((await get(`${url}${path}`, { 'accept-encoding': 'identity' })).body.equals(bytes), `${path} whole`)
+  }
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.equal(lines.filter(l => l.includes('"msg":"request completed"')).length, 2, 'both requests logged as completed')
+  // Fastify logs "stream closed prematurely" when a response closes before its stream payload ends.
+  t.same(lines.filter(l => /stream|premature/i.test(l)), [], 'no stream warnings')
+})
