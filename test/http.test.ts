@@ -1,13 +1,12 @@
 import t from 'tap'
-import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import { PassThrough, Readable } from 'node:stream'
 import { request } from 'undici'
 import { join } from 'node:path'
 import { get } from './helpers/http.js'
 import { BR, GZ, JS, SQLITE, TINY, makeSite, startPlugin } from './helpers/site.js'
+import { etagOf } from './helpers/server.js'
 
-const etagOf = (buf: Buffer) => `"${createHash('sha256').update(buf).digest('base64url').slice(0, 27)}"`
 
 const root = makeSite()
 t.teardown(() => rmSync(root, { recursive: true, force: true }))

@@ -1,13 +1,12 @@
 import t from 'tap'
-import { createHash } from 'node:crypto'
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import { get } from './helpers/http.js'
 import { JS, SQLITE, makeSite, startPlugin } from './helpers/site.js'
+import { etagOf } from './helpers/server.js'
 
-const etagOf = (buf: Buffer) => `"${createHash('sha256').update(buf).digest('base64url').slice(0, 27)}"`
 
 const root = makeSite()
 const cacheDir = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-cache-'))

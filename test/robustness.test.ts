@@ -1,15 +1,14 @@
 import t from 'tap'
 import { request } from 'undici'
 import { spawn, spawnSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { get } from './helpers/http.js'
 import { SQLITE, startPlugin } from './helpers/site.js'
+import { etagOf } from './helpers/server.js'
 
-const etagOf = (buf: Buffer) => `"${createHash('sha256').update(buf).digest('base64url').slice(0, 27)}"`
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 
 function tempRoot (t: { teardown: (fn: () => void) => void }): string {
