@@ -4,12 +4,14 @@
  */
 import { createRequire } from 'node:module'
 import type { Static } from '@sinclair/typebox'
-import AjvModule, { type ErrorObject } from 'ajv'
+import type { ErrorObject, ValidateFunction } from 'ajv'
 import bytes from 'bytes'
 import type { OptionsSchema as DefinedSchema, Route } from './schema.js'
 
+const require = createRequire(import.meta.url)
+
 /** The schema src/schema.ts defines, as plain JSON (`npm run schema` writes it). */
-export const OptionsSchema = createRequire(import.meta.url)('./options.schema.json') as typeof DefinedSchema
+export const OptionsSchema = require('./options.schema.json') as typeof DefinedSchema
 
 /** Options as a user writes them (plugin options, config file). */
 export type WasmServeOptions = Static<typeof OptionsSchema>
@@ -18,9 +20,11 @@ type DeepRequired<T> = T extends unknown[] ? T : T extends object ? { [K in keyo
 export type ResolvedOptions = Omit<DeepRequired<WasmServeOptions>, 'memoryBudget'> & { memoryBudget: number }
 export type RouteOptions = Static<typeof Route>
 
-const Ajv = AjvModule.default ?? AjvModule
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true })
-const check = ajv.compile(OptionsSchema)
+/**
+ * Ajv's validator for that schema (allErrors, useDefaults, verbose), compiled at build time by
+ * scripts/options-validator.mjs: compiled at start-up it cost ~6 MB of RSS for good.
+ */
+const check = require('./options.validate.cjs') as ValidateFunction
 
 /** One problem found in the options, with its JSON path (RFC 6901), e.g. `/routes/0/match`. */
 export interface OptionProblem { path: string, message: string }
