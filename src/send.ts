@@ -5,6 +5,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises'
 import { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import { Http2ServerResponse } from 'node:http2'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -204,6 +205,26 @@ async function unchanged (fh: FileHandle, rep: Representation): Promise<boolean>
  * garbage. Into anything else (an onSend hook that wraps the payload) it is a plain Readable of
  * fresh buffers, since a Writable's callback does not promise the chunk is no longer held.
  */
+/**
+ * Node 20 never closes an HTTP/1 response still queued behind another (pipelining) when its
+ * connection dies, so Fastify never destroys its body and the file would stay open until garbage
+ * collection. Bodies are destroyed with their connection; one listener per connection, however many
+ * responses are queued on it.
+ */
+const bodiesOnConnection = new WeakMap<Socket, Set<Readable>>()
+function closeWithConnection (socket: Socket | null, body: Readable): void {
+  if (socket === null) return
+  if (socket.destroyed) { body.destroy(); return }
+  let bodies = bodiesOnConnection.get(socket)
+  if (bodies === undefined) {
+    const set = bodies = new Set()
+    bodiesOnConnection.set(socket, set)
+    socket.once('close', () => { for (const b of set) b.destroy() })
+  }
+  bodies.add(body)
+  body.once('close', () => bodies.delete(body))
+}
+
 /** What Node's http and http2 responses share; their write callback fires once the socket is done with the chunk. */
 interface Destination {
   write: (chunk: Buffer, callback: (err?: Error | null) => void) => boolean
@@ -219,6 +240,7 @@ class FileBody extends Readable {
   override pipe<T extends NodeJS.WritableStream> (destination: T, options?: { end?: boolean }): T {
     if (!(destination instanceof ServerResponse || destination instanceof Http2ServerResponse)) return super.pipe(destination, options)
     const res = destination as unknown as Destination
+    if (destination instanceof ServerResponse) closeWithConnection(destination.req.socket, this)
     this.pump(res, options?.end !== false).catch((err: Error) => {
       // Cut with an error: over HTTP/2 a bare destroy resets the stream with NO_ERROR, which a client
       // may take for a complete body (D16).

@@ -1,5 +1,8 @@
 import t from 'tap'
-import { readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import { connect } from 'node:net'
 import { PassThrough, Readable } from 'node:stream'
 import { request } from 'undici'
 import { join } from 'node:path'
@@ -226,6 +229,31 @@ t.test('streamed files reuse read buffers without mixing bytes between responses
   for (const { start, res } of ranges) t.ok(res.body.equals(SQLITE.subarray(start, start + 50_001)), `range from ${start}`)
   await new Promise(resolve => setTimeout(resolve, 200))
   t.ok(fds() <= before + 2, `no file handle left open (${before} descriptors before, ${fds()} after)`)
+})
+
+t.test('pipelined requests on a connection that dies leave no file open (HTTP/1.1)', async t => {
+  // Large enough that the first response cannot fit in the socket buffers and stalls.
+  const dir = mkdtempSync(join(tmpdir(), 'wasm-serve-pipelined-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'big.bin'), randomBytes(24 << 20))
+  const { app, url } = await startPlugin({ root: dir, memoryBudget: 0 })
+  t.teardown(() => app.close())
+  const openInRoot = () => readdirSync('/proc/self/fd').filter(fd => { try { return readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir) } catch { return false } }).length
+  const { port } = new URL(url)
+  for (let i = 0; i < 4; i++) {
+    // Three requests at once: the first response stalls (the client stops reading), the other two
+    // wait behind it, and Node 20 never closes those when the connection goes.
+    const socket = connect(Number(port), '127.0.0.1')
+    socket.write('GET /big.bin HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n'.repeat(3))
+    await new Promise<void>(resolve => {
+      let got = 0
+      socket.on('data', (d: Buffer) => { got += d.length; if (got > 100_000) { socket.pause(); resolve() } })
+    })
+    await new Promise(resolve => setTimeout(resolve, 100))
+    socket.destroy()
+  }
+  await new Promise(resolve => setTimeout(resolve, 500))
+  t.equal(openInRoot(), 0, 'every file handle closed with its connection')
 })
 
 t.test('a streamed body re-wrapped by an onSend hook arrives intact (fresh buffers, not pooled ones)', async t => {
