@@ -1,15 +1,14 @@
 import t from 'tap'
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
-import { PassThrough, Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { request } from 'undici'
 import { join } from 'node:path'
 import { get } from './helpers/http.js'
 import { BR, GZ, JS, SQLITE, TINY, makeSite, startPlugin } from './helpers/site.js'
 import { etagOf } from './helpers/server.js'
-
 
 const root = makeSite()
 t.teardown(() => rmSync(root, { recursive: true, force: true }))
@@ -208,27 +207,49 @@ t.test('memoryBudget 0 streams every file from disk with the same headers (D5)',
 })
 
 t.test('streamed files reuse read buffers without mixing bytes between responses (D5, D16)', async t => {
-  const { app, url } = await startPlugin({ root, memoryBudget: 0 })
+  // A file larger than the socket buffers, read slowly by some clients: their writes stay pending,
+  // holding the pooled buffer, while fast clients take buffers for other responses. A buffer handed
+  // back to the pool too early would be read into while a socket still sends from it.
+  const dir = mkdtempSync(join(tmpdir(), 'wasm-serve-pool-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const big = randomBytes(12 << 20)
+  writeFileSync(join(dir, 'big.bin'), big)
+  for (const name of ['sqlite3.wasm', 'sqlite3.wasm.br', 'sqlite3.wasm.gz']) copyFileSync(join(root, name), join(dir, name))
+  const { app, url } = await startPlugin({ root: dir, memoryBudget: 0 })
   t.teardown(() => app.close())
-  const fds = () => readdirSync('/proc/self/fd').length
-  const before = fds()
-  // Downloads cut short after their first bytes: their buffers must not go back to the pool while a
-  // socket may still hold them, and their file handles must be closed.
-  for (let i = 0; i < 6; i++) {
-    const res = await request(`${url}/sqlite3.wasm`, { headers: { 'accept-encoding': 'identity' } })
-    for await (const chunk of res.body) { t.ok(chunk.length > 0); break }
+  const openInRoot = () => readdirSync('/proc/self/fd').filter(fd => { try { return readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir) } catch { return false } }).length
+  const slowly = async () => {
+    const res = await request(`${url}/big.bin`, { headers: { 'accept-encoding': 'identity' } })
+    const chunks: Buffer[] = []
+    for await (const chunk of res.body) {
+      chunks.push(chunk)
+      if (chunks.length % 16 === 0) await new Promise(resolve => setTimeout(resolve, 5))
+    }
+    return Buffer.concat(chunks)
   }
-  const wanted = [
-    { path: '/sqlite3.wasm', ae: 'identity', bytes: SQLITE },
-    { path: '/sqlite3.wasm', ae: 'br', bytes: BR },
-    { path: '/sqlite3.wasm', ae: 'gzip', bytes: GZ },
-  ]
-  const results = await Promise.all(Array.from({ length: 24 }, (_, i) => wanted[i % wanted.length]!).map(async w => ({ w, res: await get(`${url}${w.path}`, { 'accept-encoding': w.ae }) })))
-  for (const { w, res } of results) t.ok(res.body.equals(w.bytes), `${w.ae}: byte for byte while other responses stream`)
+  const wanted = [{ ae: 'identity', bytes: SQLITE }, { ae: 'br', bytes: BR }, { ae: 'gzip', bytes: GZ }]
+  const fast = async () => {
+    const got = []
+    for (let i = 0; i < 12; i++) {
+      const w = wanted[i % wanted.length]!
+      got.push({ w, res: await get(`${url}/sqlite3.wasm`, { 'accept-encoding': w.ae }) })
+    }
+    return got
+  }
+  const [slowBodies, fastResults] = await Promise.all([Promise.all([slowly(), slowly(), slowly()]), Promise.all([fast(), fast()])])
+  for (const body of slowBodies) t.ok(body.equals(big), '12 MB read slowly, byte for byte')
+  for (const { w, res } of fastResults.flat()) t.ok(res.body.equals(w.bytes), `${w.ae}: byte for byte while other responses stream`)
   const ranges = await Promise.all([0, 70_000, 200_000, 800_000].map(async start => ({ start, res: await get(`${url}/sqlite3.wasm`, { range: `bytes=${start}-${start + 50_000}` }) })))
   for (const { start, res } of ranges) t.ok(res.body.equals(SQLITE.subarray(start, start + 50_001)), `range from ${start}`)
-  await new Promise(resolve => setTimeout(resolve, 200))
-  t.ok(fds() <= before + 2, `no file handle left open (${before} descriptors before, ${fds()} after)`)
+  // Clients gone after the first bytes: their files must be closed.
+  for (let i = 0; i < 6; i++) {
+    const socket = connect(Number(new URL(url).port), '127.0.0.1')
+    socket.write('GET /big.bin HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n')
+    await new Promise(resolve => socket.once('data', resolve))
+    socket.destroy()
+  }
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.equal(openInRoot(), 0, 'no file handle left open')
 })
 
 t.test('pipelined requests on a connection that dies leave no file open (HTTP/1.1)', async t => {
@@ -256,18 +277,23 @@ t.test('pipelined requests on a connection that dies leave no file open (HTTP/1.
   t.equal(openInRoot(), 0, 'every file handle closed with its connection')
 })
 
-t.test('a streamed body re-wrapped by an onSend hook arrives intact (fresh buffers, not pooled ones)', async t => {
+t.test('a streamed body read by an onSend hook arrives intact (fresh buffers, not pooled ones)', async t => {
   const { default: Fastify } = await import('fastify')
   const { default: wasmServe } = await import('../src/plugin.js')
   const app = Fastify({ forceCloseConnections: true })
-  // A hook that hands Fastify another stream: the file body is then read like any Readable, and a
-  // PassThrough keeps chunks after accepting them, so reused buffers would show up as wrong bytes.
-  app.addHook('onSend', async (_request, _reply, payload) => payload instanceof Readable ? payload.pipe(new PassThrough({ highWaterMark: 1 << 20 })) : payload)
+  // A hook that reads the whole file body and keeps every chunk it was given before answering:
+  // chunks read into one reused buffer would all end up holding the last bytes read.
+  app.addHook('onSend', async (_request, _reply, payload) => {
+    if (!(payload instanceof Readable)) return payload
+    const chunks: Buffer[] = []
+    for await (const chunk of payload) chunks.push(chunk as Buffer)
+    return Buffer.concat(chunks)
+  })
   await app.register(wasmServe, { root, memoryBudget: 0, watch: false })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
   const bodies = await Promise.all(Array.from({ length: 6 }, async () => (await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'identity' })).body))
-  for (const body of bodies) t.ok(body.equals(SQLITE), 'byte for byte through the hook\'s stream')
+  for (const body of bodies) t.ok(body.equals(SQLITE), 'byte for byte through the hook')
 })
 
 t.test('ETags are identical across restarts (D6)', async t => {

@@ -4,7 +4,8 @@
 // same port (ALPN fallback), and the real CLI's `--https` prints its URL and certificate fingerprint.
 import t, { type Test } from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, rmSync } from 'node:fs'
+import { existsSync, rmSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2'
 import { join, resolve } from 'node:path'
 import { Writable } from 'node:stream'
@@ -60,6 +61,47 @@ function h2 (session: ClientHttp2Session, path: string, headers: Record<string, 
     stream.end()
   })
 }
+
+t.test('files streamed from disk arrive whole over HTTP/2, concurrently on one connection (D5)', async t => {
+  const url = await startHttps(t, { memoryBudget: 0 })
+  const session = connectH2(t, url)
+  const wanted = [{ ae: 'identity', bytes: SQLITE }, { ae: 'br', bytes: BR }, { ae: 'gzip', bytes: GZ }]
+  const results = await Promise.all(Array.from({ length: 18 }, (_, i) => wanted[i % wanted.length]!).map(async w => ({ w, res: await h2(session, '/sqlite3.wasm', { 'accept-encoding': w.ae }) })))
+  for (const { w, res } of results) {
+    t.equal(res.headers['content-length'], String(w.bytes.length), `${w.ae}: length`)
+    t.ok(res.body.equals(w.bytes), `${w.ae}: byte for byte`)
+  }
+  const range = await h2(session, '/sqlite3.wasm', { range: 'bytes=100000-299999' })
+  t.equal(range.status, 206)
+  t.ok(range.body.equals(SQLITE.subarray(100_000, 300_000)), 'a range of the identity bytes')
+})
+
+t.test('a file rewritten while it streams over HTTP/2 is cut with an error, never ended short (D16)', async t => {
+  const file = join(site, 'rewritten.bin')
+  writeFileSync(file, randomBytes(4 << 20))
+  t.teardown(() => rmSync(file, { force: true }))
+  const url = await startHttps(t, { memoryBudget: 0 })
+  const session = connectH2(t, url)
+  const stream = session.request({ ':path': '/rewritten.bin', 'accept-encoding': 'identity' })
+  let received = 0
+  const outcome = new Promise<{ ended: boolean, rstCode: number | undefined }>(resolve => {
+    let ended = false
+    stream.on('data', (chunk: Buffer) => { received += chunk.length })
+    stream.on('end', () => { ended = true })
+    stream.on('error', () => {})
+    stream.on('close', () => resolve({ ended, rstCode: stream.rstCode }))
+  })
+  // HTTP/2 flow control holds the server back while the client does not read: rewrite the file then.
+  await new Promise(resolve => stream.once('data', resolve))
+  stream.pause()
+  await new Promise(resolve => setTimeout(resolve, 100))
+  writeFileSync(file, randomBytes(4 << 20))
+  stream.resume()
+  const { ended, rstCode } = await outcome
+  t.ok(received < 4 << 20, `the response was cut (${received} of ${4 << 20} bytes)`)
+  t.not(rstCode, http2.constants.NGHTTP2_NO_ERROR, `reset with an error code (${String(rstCode)}), so no client takes the bytes for a whole body`)
+  t.notOk(ended, 'the stream did not end normally')
+})
 
 t.test('serves wasm over HTTP/2 with the same types, encodings and lengths', async t => {
   const url = await startHttps(t)
