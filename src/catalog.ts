@@ -95,7 +95,8 @@ export class Catalog {
 
   static async create (opts: CatalogOptions): Promise<Catalog> {
     const catalog = new Catalog(opts)
-    await catalog.build()
+    hashBuffers.keepAtMost(PARALLEL)
+    try { await catalog.build() } finally { hashBuffers.keepAtMost(1) }
     catalog.syncWatchers()
     return catalog
   }
@@ -466,9 +467,10 @@ const HASH_SLICE = 1 << 20
 /**
  * Read buffers for hashing files that stay on disk are reused: a fresh megabyte per file made RSS
  * grow by tens of MB over a large root (allocator churn), though the bytes were garbage at once.
- * Two stay allocated afterwards; keeping one per parallel indexer held 8 MB for good.
+ * One per parallel indexer while the root is walked; one afterwards (re-indexing a changed file),
+ * since keeping eight held 8 MB for good.
  */
-const hashBuffers = new BufferPool(HASH_SLICE, 2)
+const hashBuffers = new BufferPool(HASH_SLICE, PARALLEL)
 
 async function hashHandle (fh: FileHandle, size: number): Promise<string> {
   const hash = createHash('sha256')
