@@ -2,7 +2,7 @@
  * Every option wasm-serve has, defined once (STYLE 3): type, default and doc text live in this JSON
  * Schema, written with TypeBox so the plugin's TypeScript types come from it too. It is used for
  * types only at run time: `npm run schema` writes it to src/options.schema.json, which the server
- * loads (TypeBox's modules cost 8 MB of RSS on Node 24), and test/config.test.ts fails when the
+ * loads (TypeBox's modules cost 3–4 MB of RSS), and test/config.test.ts fails when the
  * two differ. The config-file validation, `config.example.json`, `--help` and the README's option
  * list all come from it.
  */

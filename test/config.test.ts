@@ -90,7 +90,6 @@ async function isFree (port: number): Promise<boolean> {
 }
 
 t.test('the schema the server loads (src/options.schema.json) is the one src/schema.ts defines (`npm run schema`)', async t => {
-  t.same(OptionsSchema, JSON.parse(JSON.stringify(DefinedSchema)))
   t.equal(readFileSync(join(ROOT, 'src/options.schema.json'), 'utf8'), JSON.stringify(DefinedSchema, null, 2) + '\n', 'byte for byte, as the script writes it')
 })
 

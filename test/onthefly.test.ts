@@ -7,7 +7,6 @@ import { get } from './helpers/http.js'
 import { JS, SQLITE, makeSite, startPlugin } from './helpers/site.js'
 import { etagOf } from './helpers/server.js'
 
-
 const root = makeSite()
 const cacheDir = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-cache-'))
 rmSync(join(root, 'sqlite3.wasm.br'))
