@@ -48,7 +48,9 @@ export function startServer (kind, root, options, { timeoutMs = 60_000, nodeFlag
     ? ['-c', '0', process.execPath, ...nodeFlags, CLI, root, '--port', '0', '--quiet', ...cliArgs]
     : ['-c', '0', process.execPath, ...nodeFlags, SERVER, kind, root, ...(options ? [JSON.stringify(options)] : [])]
   if (kind === 'cli' && !existsSync(CLI)) return Promise.resolve({ notBuilt: true })
-  const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  // The CLI reads HOST, PORT and WASM_SERVE_* too: only what the benchmark sets reaches it.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => kind !== 'cli' || !(k === 'HOST' || k === 'PORT' || k.startsWith('WASM_SERVE_'))))
+  const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...inherited, ...env } })
   let stderr = ''
   child.stderr.on('data', (d) => { stderr += d })
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))

@@ -57,7 +57,7 @@ async function buildRoot () {
 /** One row: `how` names the way the server was started, `options` the config it got. */
 async function measure ({ how, kind, options, start }, files) {
   const server = await startServer(kind, MEMORY_ROOT, options, start)
-  if (server.notBuilt) return `| ${how} | not built (run \`npm run build\`) | | | | | |`
+  if (server.notBuilt) return `| ${how} | not built (run \`npm run build\`) | | | | |`
   try {
     const startPeak = server.peakRssKiB() / 1024
     const base = `http://127.0.0.1:${server.port}`
@@ -97,5 +97,5 @@ export async function runMemory () {
     '|---|--:|--:|--:|--:|--:|',
     ...rows,
   ].join('\n'))
-  return rows[0].includes('✗') ? 1 : 0
+  return rows[0].includes('✓') ? 0 : 1
 }
