@@ -52,7 +52,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 # The CLI closes the listener, lets in-flight responses finish and exits 0 on SIGTERM.
 # node runs as PID 1 directly (no shell in between), so the signal reaches it.
 STOPSIGNAL SIGTERM
-# --max-semi-space-size=2: V8's young generation otherwise grows by ~25 MB under load; capped, RSS
-# stays within memoryBudget + ~100 MB with no loss of throughput (README, "Memory").
+# --max-semi-space-size=2: V8's young generation otherwise grows by 25-40 MB under load; capped, at no
+# cost in throughput, RSS stays near memoryBudget + ~100 MB (README, "Memory").
 ENTRYPOINT ["node", "--max-semi-space-size=2", "/app/dist/cli.js"]
 CMD ["/srv"]
