@@ -35,7 +35,7 @@ export async function openChecked (rep: Representation, start: number, end: numb
   try {
     const first = await readChunk(fh, buffer, { from: start, to: end })
     if (first !== undefined && await unchanged(fh, rep)) return new FileBody({ fh, rep, buffer, first, range: { from: start, to: end } })
-  } catch {}
+  } catch {} // unreadable now: handled like a file that changed, by the caller re-indexing it
   await fh.close()
   chunkBuffers.give(buffer)
   return undefined
