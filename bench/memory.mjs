@@ -17,6 +17,8 @@ import { FIXTURE_DIR } from '../scripts/fixtures.mjs'
 import { startServer, verify } from './harness.mjs'
 import { runLoad } from './load.mjs'
 
+/** How `npm start` and the Docker image run node (package.json, Dockerfile). */
+const SHIPPED_FLAGS = ['--max-semi-space-size=1']
 const BUDGET_MB = 64
 const ALLOWANCE_MB = 100
 const MEMORY_ROOT = join(tmpdir(), 'wasm-serve-bench-memory')
@@ -83,7 +85,7 @@ export async function runMemory () {
     env: noFly ? { WASM_SERVE_COMPRESS: '{"onTheFly":false}' } : {},
   })
   const runs = [
-    { how: `wasm-serve CLI as \`npm start\` and Docker run it (node --max-semi-space-size=2)${noFly ? ', no on-the-fly' : ''}`, kind: 'cli', start: cli(['--max-semi-space-size=2']) },
+    { how: `wasm-serve CLI as \`npm start\` and Docker run it (node ${SHIPPED_FLAGS.join(' ')})${noFly ? ', no on-the-fly' : ''}`, kind: 'cli', start: cli(SHIPPED_FLAGS) },
     { how: `wasm-serve CLI as \`npx wasm-serve\` runs it (V8 defaults)${noFly ? ', no on-the-fly' : ''}`, kind: 'cli', start: cli([]) },
     { how: '@fastify/static (preCompressed), for reference', kind: 'static' },
   ]
