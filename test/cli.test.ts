@@ -1,23 +1,20 @@
 // The `wasm-serve` CLI, spawned for real (`node dist/cli.js`, built by `npm test`'s pretest) and
 // talked to over HTTP with undici (SPEC §1, §3 CLI, §5; issue 2 item 7). Servers bind 127.0.0.1.
 import t, { type Test } from 'tap'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request } from 'undici'
 import { FLAGS } from '../src/config.js'
+import { cleanEnv, CLI, ROOT, runCli, serveCli, SERVING, until, type CliProcess } from './helpers/cli.js'
 
-const ROOT = resolve(import.meta.dirname, '..')
-const CLI = join(ROOT, 'dist/cli.js')
 const SQLITE = join(ROOT, 'node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm')
 const FFMPEG = join(ROOT, 'node_modules/@ffmpeg/core/dist/esm/ffmpeg-core.wasm')
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
-
-if (!existsSync(CLI)) spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' })
 
 /** A site with a real wasm module (sqlite3.wasm, 856 KB); BIG holds the 32 MB ffmpeg core for slow downloads. */
 const SITE = mkdtempSync(join(tmpdir(), 'wasm-serve-cli-'))
@@ -25,52 +22,6 @@ copyFileSync(SQLITE, join(SITE, 'sqlite3.wasm'))
 const BIG = mkdtempSync(join(tmpdir(), 'wasm-serve-cli-big-'))
 copyFileSync(FFMPEG, join(BIG, 'ffmpeg-core.wasm'))
 t.teardown(() => { rmSync(SITE, { recursive: true, force: true }); rmSync(BIG, { recursive: true, force: true }) })
-
-/** The environment of the test runner without anything that would configure the server. */
-function cleanEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env }
-  for (const key of Object.keys(env)) if (key === 'PORT' || key === 'HOST' || key.startsWith('WASM_SERVE_')) delete env[key]
-  return { ...env, ...extra }
-}
-
-interface Proc {
-  child: ChildProcess
-  out: { stdout: string, stderr: string }
-  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-}
-
-/** Spawns the real CLI; killed at teardown if still running. */
-function run (t: Test, args: string[], opts: { env?: Record<string, string>, cwd?: string } = {}): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? ROOT, env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] })
-  const out = { stdout: '', stderr: '' }
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { out.stdout += s })
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => { out.stderr += s })
-  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(done => child.on('exit', (code, signal) => done({ code, signal })))
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  return { child, out, exited }
-}
-
-/** Resolves when `check` is true, or rejects with what the process printed after `ms`. */
-async function until (proc: Proc, check: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nstdout: ${proc.out.stdout}\nstderr: ${proc.out.stderr}`)
-    await sleep(20)
-  }
-}
-
-const SERVING = /^wasm-serve (\S+) serving (.+) at (http:\/\/\S+)$/m
-
-/** Starts the CLI and waits for its "serving … at URL" line; returns the URL too. */
-async function serve (t: Test, args: string[], opts: { env?: Record<string, string>, cwd?: string } = {}) {
-  const proc = run(t, args, opts)
-  let exited = false
-  void proc.exited.then(() => { exited = true })
-  await until(proc, () => SERVING.test(proc.out.stdout) || exited, 'the serving line')
-  const m = SERVING.exec(proc.out.stdout)
-  if (m === null) throw new Error(`the CLI exited before serving\nstdout: ${proc.out.stdout}\nstderr: ${proc.out.stderr}`)
-  return { ...proc, url: m[3]! }
-}
 
 async function freePort (): Promise<number> {
   const server = await occupy(0)
@@ -97,7 +48,7 @@ const requestLines = (stdout: string) => stdout.split('\n').filter(l => l.starts
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 
 t.test('serves a directory: a wasm request gets application/wasm and the exact bytes', async t => {
-  const { url } = await serve(t, [SITE, '--port', '0'])
+  const { url } = await serveCli(t, [SITE, '--port', '0'])
   const res = await request(`${url}/sqlite3.wasm`, { headers: { 'accept-encoding': 'identity' } })
   const body = Buffer.from(await res.body.arrayBuffer())
   t.equal(res.statusCode, 200)
@@ -107,13 +58,13 @@ t.test('serves a directory: a wasm request gets application/wasm and the exact b
 })
 
 t.test('binds 127.0.0.1 by default', async t => {
-  const { url } = await serve(t, [SITE, '--port', '0'])
+  const { url } = await serveCli(t, [SITE, '--port', '0'])
   t.equal(new URL(url).hostname, '127.0.0.1')
 })
 
 t.test('binds 127.0.0.1:8080 when no port is given', async t => {
   if (!(await isFree(8080))) return t.skip('port 8080 is taken on this machine; the fallback test below covers this path')
-  const { url, out } = await serve(t, [SITE])
+  const { url, out } = await serveCli(t, [SITE])
   t.equal(url, 'http://127.0.0.1:8080')
   t.notMatch(out.stderr, /in use/)
   const res = await request(`${url}/healthz`)
@@ -125,7 +76,7 @@ t.test('says when the port is taken and serves on another one', async t => {
   const blocker = await occupy(0)
   t.teardown(() => new Promise(done => blocker.close(done)))
   const taken = (blocker.address() as { port: number }).port
-  const { url, out } = await serve(t, [SITE, '--port', String(taken)])
+  const { url, out } = await serveCli(t, [SITE, '--port', String(taken)])
   const m = /^wasm-serve: port (\d+) is in use, using (\d+) instead$/m.exec(out.stderr)
   t.ok(m, 'stderr says the port is in use', { stderr: out.stderr })
   t.equal(Number(m?.[1]), taken, 'names the port asked for')
@@ -139,7 +90,7 @@ t.test('says when the port is taken and serves on another one', async t => {
 t.test('takes the address from the HOST and PORT environment variables', async t => {
   const port = await freePort()
   // All of 127.0.0.0/8 is loopback on Linux, so 127.0.0.2 proves HOST is used, not the default.
-  const { url } = await serve(t, [SITE], { env: { HOST: '127.0.0.2', PORT: String(port) } })
+  const { url } = await serveCli(t, [SITE], { env: { HOST: '127.0.0.2', PORT: String(port) } })
   t.equal(url, `http://127.0.0.2:${port}`)
   const res = await request(`${url}/sqlite3.wasm`)
   await res.body.dump()
@@ -148,12 +99,12 @@ t.test('takes the address from the HOST and PORT environment variables', async t
 
 t.test('--host and --port beat HOST and PORT', async t => {
   const [a, b] = [await freePort(), await freePort()]
-  const { url } = await serve(t, [SITE, '--host', '127.0.0.1', '--port', String(b)], { env: { HOST: '127.0.0.2', PORT: String(a) } })
+  const { url } = await serveCli(t, [SITE, '--host', '127.0.0.1', '--port', String(b)], { env: { HOST: '127.0.0.2', PORT: String(a) } })
   t.equal(url, `http://127.0.0.1:${b}`)
 })
 
 t.test('without a TTY it prints one line saying what it serves and where', async t => {
-  const { out, url } = await serve(t, [SITE, '--port', '0'])
+  const { out, url } = await serveCli(t, [SITE, '--port', '0'])
   await sleep(200)
   const plain = out.stdout.split('\n').filter(l => l !== '' && !l.startsWith('{'))
   t.same(plain, [`wasm-serve ${VERSION} serving ${SITE} at ${url}`], 'exactly one non-log line')
@@ -165,7 +116,7 @@ t.test('on a TTY it prints a banner', async t => {
   const cmd = `exec '${process.execPath}' '${CLI}' '${SITE}' --port 0`
   // stdin stays an open pipe: script ends the session when its stdin reaches EOF.
   const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'], detached: true })
-  const proc: Proc = { child, out: { stdout: '', stderr: '' }, exited: new Promise(done => child.on('exit', (code, signal) => done({ code, signal }))) }
+  const proc: CliProcess = { child, out: { stdout: '', stderr: '' }, exited: new Promise(done => child.on('exit', (code, signal) => done({ code, signal }))) }
   child.stdout.setEncoding('utf8').on('data', (s: string) => { proc.out.stdout += s })
   child.stderr.setEncoding('utf8').on('data', (s: string) => { proc.out.stderr += s })
   t.teardown(() => { try { process.kill(-child.pid!, 'SIGKILL') } catch { /* already gone */ } })
@@ -184,7 +135,7 @@ t.test('on a TTY it prints a banner', async t => {
 })
 
 t.test('logs one JSON line per request with method, url, status, encoding, bytes and ms', async t => {
-  const server = await serve(t, [SITE, '--port', '0'])
+  const server = await serveCli(t, [SITE, '--port', '0'])
   const { url, out } = server
   for (const [method, path] of [['GET', '/sqlite3.wasm'], ['HEAD', '/sqlite3.wasm'], ['GET', '/missing.wasm']] as const) {
     const res = await request(`${url}${path}`, { method, headers: { 'accept-encoding': 'identity' } })
@@ -201,7 +152,7 @@ t.test('logs one JSON line per request with method, url, status, encoding, bytes
 
 t.test('--quiet and --log-level warn log no request lines', async t => {
   for (const flags of [['--quiet'], ['-q'], ['--log-level', 'warn']]) {
-    const { url, out } = await serve(t, [SITE, '--port', '0', ...flags])
+    const { url, out } = await serveCli(t, [SITE, '--port', '0', ...flags])
     for (let i = 0; i < 3; i++) {
       const res = await request(`${url}/sqlite3.wasm`)
       await res.body.dump()
@@ -213,20 +164,20 @@ t.test('--quiet and --log-level warn log no request lines', async t => {
 })
 
 t.test('--help lists every flag and exits 0', async t => {
-  const proc = run(t, ['--help'])
+  const proc = runCli(t, ['--help'])
   const { code } = await proc.exited
   t.equal(code, 0)
   t.match(proc.out.stdout, /^Usage: wasm-serve/)
   for (const flag of FLAGS) t.match(proc.out.stdout, `--${flag.name}`, `mentions --${flag.name}`)
   t.match(proc.out.stdout, 'wasm-serve compress')
-  const short = run(t, ['-h'])
+  const short = runCli(t, ['-h'])
   t.equal((await short.exited).code, 0)
   t.equal(short.out.stdout, proc.out.stdout, '-h is --help')
 })
 
 t.test('--version prints the version from package.json and exits 0', async t => {
   for (const flag of ['--version', '-v']) {
-    const proc = run(t, [flag])
+    const proc = runCli(t, [flag])
     const { code } = await proc.exited
     t.equal(code, 0)
     t.equal(proc.out.stdout.trim(), `wasm-serve ${VERSION}`)
@@ -236,7 +187,7 @@ t.test('--version prints the version from package.json and exits 0', async t => 
 t.test('a missing directory is an error naming it, exit 1, nothing bound', async t => {
   const port = await freePort()
   const missing = join(SITE, 'no-such-dir')
-  const proc = run(t, [missing, '--port', String(port)])
+  const proc = runCli(t, [missing, '--port', String(port)])
   const { code } = await proc.exited
   t.equal(code, 1)
   t.match(proc.out.stderr, missing, 'stderr names the directory')
@@ -246,13 +197,13 @@ t.test('a missing directory is an error naming it, exit 1, nothing bound', async
 })
 
 t.test('a missing directory is named as the user typed it', async t => {
-  const proc = run(t, ['./nope-dir', '--port', '0'], { cwd: SITE })
+  const proc = runCli(t, ['./nope-dir', '--port', '0'], { cwd: SITE })
   t.equal((await proc.exited).code, 1)
   t.match(proc.out.stderr, './nope-dir')
 })
 
 t.test('an unknown flag is a clear error with exit 1', async t => {
-  const proc = run(t, [SITE, '--prot', '8081'])
+  const proc = runCli(t, [SITE, '--prot', '8081'])
   const { code } = await proc.exited
   t.equal(code, 1)
   t.match(proc.out.stderr, /^wasm-serve: .*--prot/m, 'names the flag')
@@ -261,14 +212,14 @@ t.test('an unknown flag is a clear error with exit 1', async t => {
 })
 
 t.test('two directories are a clear error with exit 1', async t => {
-  const proc = run(t, [SITE, SITE, '--port', '0'])
+  const proc = runCli(t, [SITE, SITE, '--port', '0'])
   t.equal((await proc.exited).code, 1)
   t.match(proc.out.stderr, /at most one directory/)
 })
 
 t.test('SIGTERM lets a slow in-flight download finish with every byte, then exits 0', async t => {
   // No on-the-fly compression here: this test is about the response, the next one about the encoder.
-  const { url, child, out, exited } = await serve(t, [BIG, '--port', '0'], { env: { WASM_SERVE_COMPRESS: '{"onTheFly":false}' } })
+  const { url, child, out, exited } = await serveCli(t, [BIG, '--port', '0'], { env: { WASM_SERVE_COMPRESS: '{"onTheFly":false}' } })
   const expected = readFileSync(FFMPEG)
   // undici stops reading the socket while the body is not consumed, so the server's writes back up.
   const agent = new Agent({ connections: 1 })
@@ -308,7 +259,7 @@ t.test('SIGTERM exits within a bounded time while a large file is being compress
   // an empty cache dir makes sure the encoding is not simply read back from an earlier run.
   const cacheDir = mkdtempSync(join(tmpdir(), 'wasm-serve-cli-cache-'))
   t.teardown(() => rmSync(cacheDir, { recursive: true, force: true }))
-  const { child, exited } = await serve(t, [BIG, '--port', '0'], { env: { WASM_SERVE_COMPRESS: JSON.stringify({ cacheDir }) } })
+  const { child, exited } = await serveCli(t, [BIG, '--port', '0'], { env: { WASM_SERVE_COMPRESS: JSON.stringify({ cacheDir }) } })
   await sleep(1000)
   const started = Date.now()
   child.kill('SIGTERM')
@@ -318,7 +269,7 @@ t.test('SIGTERM exits within a bounded time while a large file is being compress
 })
 
 t.test('SIGINT closes gracefully and exits 0', async t => {
-  const { child, exited, url } = await serve(t, [SITE, '--port', '0'])
+  const { child, exited, url } = await serveCli(t, [SITE, '--port', '0'])
   const res = await request(`${url}/sqlite3.wasm`)
   await res.body.dump()
   child.kill('SIGINT')
@@ -328,7 +279,7 @@ t.test('SIGINT closes gracefully and exits 0', async t => {
 })
 
 t.test('SIGTERM with no requests exits 0 promptly', async t => {
-  const { child, exited } = await serve(t, [SITE, '--port', '0'])
+  const { child, exited } = await serveCli(t, [SITE, '--port', '0'])
   const started = Date.now()
   child.kill('SIGTERM')
   t.equal((await exited).code, 0)
@@ -336,14 +287,14 @@ t.test('SIGTERM with no requests exits 0 promptly', async t => {
 })
 
 t.test('GET /healthz answers 200', async t => {
-  const { url } = await serve(t, [SITE, '--port', '0'])
+  const { url } = await serveCli(t, [SITE, '--port', '0'])
   const res = await request(`${url}/healthz`)
   await res.body.dump()
   t.equal(res.statusCode, 200)
 })
 
 t.test('other methods answer 405 with Allow, with or without a request body', async t => {
-  const { url } = await serve(t, [SITE, '--port', '0'])
+  const { url } = await serveCli(t, [SITE, '--port', '0'])
   const cases: Array<{ method: string, path: string, body?: string, type?: string }> = [
     { method: 'POST', path: '/sqlite3.wasm' },
     { method: 'DELETE', path: '/sqlite3.wasm' },
@@ -364,8 +315,7 @@ t.test('other methods answer 405 with Allow, with or without a request body', as
 })
 
 t.test('with no directory it serves the bundled demo from public/', async t => {
-  if (!existsSync(join(ROOT, 'public/index.html'))) return t.skip('public/index.html does not exist yet')
-  const { url, out } = await serve(t, ['--port', '0'])
+  const { url, out } = await serveCli(t, ['--port', '0'])
   t.match(out.stdout, /serving the demo at/)
   const res = await request(`${url}/`)
   const body = Buffer.from(await res.body.arrayBuffer())

@@ -3,23 +3,18 @@
 // defaults < file < WASM_SERVE_* / PORT / HOST < flags. In-process through parseCli, and through the
 // real CLI (`node dist/cli.js`) where the outcome is only visible from outside.
 import t, { type Test } from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { parseCli, UsageError } from '../src/config.js'
 import { OptionsError, OptionsSchema, resolveOptions, type OptionProblem } from '../src/options.js'
 import { OptionsSchema as DefinedSchema } from '../src/schema.js'
+import { ROOT, runCli, serveCli, SERVING } from './helpers/cli.js'
 
-const ROOT = resolve(import.meta.dirname, '..')
-const CLI = join(ROOT, 'dist/cli.js')
 const EXAMPLE = join(ROOT, 'config.example.json')
 const SQLITE = join(ROOT, 'node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm')
-
-if (!existsSync(CLI)) spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' })
 
 /** TMP/site holds a real wasm module and a page; TMP/conf holds config files that point at it. */
 const TMP = mkdtempSync(join(tmpdir(), 'wasm-serve-config-'))
@@ -46,32 +41,6 @@ function problemsOf (fn: () => unknown): OptionProblem[] {
   throw new Error('expected an OptionsError, nothing was thrown')
 }
 
-const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
-  const env = { ...process.env }
-  for (const key of Object.keys(env)) if (key === 'PORT' || key === 'HOST' || key.startsWith('WASM_SERVE_')) delete env[key]
-  return { ...env, ...extra }
-}
-
-/** Runs the real CLI until it prints where it serves (resolving with the URL) or exits. */
-function runCli (t: Test, args: string[], opts: { env?: Record<string, string>, cwd?: string } = {}) {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? ROOT, env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] })
-  const out = { stdout: '', stderr: '' }
-  child.stdout.setEncoding('utf8').on('data', (s: string) => { out.stdout += s })
-  child.stderr.setEncoding('utf8').on('data', (s: string) => { out.stderr += s })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const exited = new Promise<number | null>(done => child.on('exit', code => done(code)))
-  const serving = (async () => {
-    let code: number | null | undefined
-    void exited.then(c => { code = c })
-    for (const deadline = Date.now() + 15_000; Date.now() < deadline; await sleep(20)) {
-      const m = /^wasm-serve \S+ serving .+ at (https?:\/\/\S+)$/m.exec(out.stdout)
-      if (m !== null) return m[1]!
-      if (code !== undefined) return undefined
-    }
-    throw new Error(`timed out\nstdout: ${out.stdout}\nstderr: ${out.stderr}`)
-  })()
-  return { child, out, exited, serving }
-}
 
 async function freePort (): Promise<number> {
   const server = createServer()
@@ -119,9 +88,7 @@ t.test('config.example.json', async t => {
   })
 
   t.test('starts the real CLI', async t => {
-    const run = runCli(t, [SITE, '--config', EXAMPLE, '--port', '0'])
-    const url = await run.serving
-    t.ok(url, 'serves', { stderr: run.out.stderr })
+    const { url } = await serveCli(t, [SITE, '--config', EXAMPLE, '--port', '0'])
     const res = await request(`${url}/sqlite3.wasm`, { headers: { 'accept-encoding': 'identity' } })
     const body = Buffer.from(await res.body.arrayBuffer())
     t.equal(res.statusCode, 200)
@@ -165,9 +132,9 @@ t.test('a config file with several mistakes', async t => {
   t.test('makes the CLI exit non-zero listing them all, before binding its port', async t => {
     const port = await freePort()
     const run = runCli(t, ['--config', file, '--port', String(port), SITE])
-    const code = await run.exited
+    const { code } = await run.exited
     t.not(code, 0, 'exit code is not 0')
-    t.equal(await run.serving, undefined, 'never said it was serving')
+    t.notMatch(run.out.stdout, SERVING, 'never said it was serving')
     t.notMatch(run.out.stdout, /listening/i)
     t.match(run.out.stderr, file, 'names the config file')
     for (const want of EXPECTED) {
@@ -208,17 +175,15 @@ t.test('precedence through the real CLI: the flag beats the environment, which b
   const file = writeConfig('ports.json', { root: '../site', port: a, crossOriginIsolation: 'require-corp', cors: false })
   const env = { PORT: String(b), WASM_SERVE_CROSS_ORIGIN_ISOLATION: 'credentialless', WASM_SERVE_CORS: '*' }
   for (const [args, port] of [[['--port', String(c)], c], [[], b]] as const) {
-    const run = runCli(t, ['--config', file, ...args], { env, cwd: ROOT })
-    const url = await run.serving
-    t.equal(url, `http://127.0.0.1:${port}`, `serves on ${port === c ? 'the flag\'s' : 'the environment\'s'} port`, { stderr: run.out.stderr })
-    if (url === undefined) continue
+    const { url, child, exited } = await serveCli(t, ['--config', file, ...args], { env, cwd: ROOT })
+    t.equal(url, `http://127.0.0.1:${port}`, `serves on ${port === c ? 'the flag\'s' : 'the environment\'s'} port`)
     const res = await request(`${url}/index.html`)
     await res.body.dump()
     t.equal(res.statusCode, 200, 'serves the file\'s root (relative to the file, not the cwd)')
     t.equal(res.headers['cross-origin-embedder-policy'], 'credentialless', 'environment beats file for crossOriginIsolation')
     t.equal(res.headers['access-control-allow-origin'], '*', 'environment beats file for cors')
-    run.child.kill('SIGTERM')
-    t.equal(await run.exited, 0)
+    child.kill('SIGTERM')
+    t.equal((await exited).code, 0)
   }
 })
 

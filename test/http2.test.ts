@@ -3,22 +3,19 @@
 // validators, ranges, policy headers, 103 Early Hints), HTTP/1.1 clients still get answers on the
 // same port (ALPN fallback), and the real CLI's `--https` prints its URL and certificate fingerprint.
 import t, { type Test } from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, rmSync, writeFileSync } from 'node:fs'
+import { rmSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { connect as tlsConnect } from 'node:tls'
 import { Agent, request } from 'undici'
 import { BR, GZ, SQLITE, makeSite } from './helpers/site.js'
 import { createServer } from '../src/server.js'
+import { serveCli } from './helpers/cli.js'
 import { resolveOptions, type WasmServeOptions } from '../src/options.js'
 import { loadTls } from '../src/tls.js'
 
-const ROOT = resolve(import.meta.dirname, '..')
-const CLI = join(ROOT, 'dist/cli.js')
-if (!existsSync(CLI)) spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' })
 
 const PAGE = '<!doctype html><title>site</title><h1>site</h1>\n'
 const site = makeSite()
@@ -248,14 +245,8 @@ t.test('an HTTP/1.1 client is answered on the same port (ALPN fallback)', async 
 })
 
 t.test('the CLI with --https serves HTTP/2 on a self-signed certificate and prints its fingerprint', async t => {
-  const child = spawn(process.execPath, [CLI, site, '--port', '0', '--https'], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() })
-  const out = { stdout: '', stderr: '' }
-  child.stdout.on('data', (chunk: Buffer) => { out.stdout += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { out.stderr += chunk.toString() })
-  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
-  t.teardown(async () => { if (child.exitCode === null) { child.kill('SIGTERM'); await exited } })
-
-  const url = await waitFor(() => /https:\/\/127\.0\.0\.1:\d+/.exec(out.stdout)?.[0], () => `stdout: ${out.stdout}\nstderr: ${out.stderr}`)
+  const { url, out, child, exited } = await serveCli(t, [site, '--port', '0', '--https'])
+  t.match(url, /^https:\/\/127\.0\.0\.1:\d+$/)
   t.match(out.stdout, /\(HTTP\/2\)/, 'says it speaks HTTP/2')
   t.match(out.stderr, /self-signed/i, 'warns that the certificate is self-signed')
   t.match(out.stderr, /SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}/, 'prints the SHA-256 fingerprint')
@@ -276,41 +267,18 @@ t.test('the CLI with --https serves HTTP/2 on a self-signed certificate and prin
   t.equal(served, fingerprint, 'the printed fingerprint is the certificate the server presents')
   session.close()
   child.kill('SIGTERM')
-  t.equal(await exited, 0, 'exits 0 on SIGTERM')
+  t.equal((await exited).code, 0, 'exits 0 on SIGTERM')
 })
 
 t.test('the HTTPS CLI exits 0 on SIGTERM while a browser keeps an idle HTTP/2 session open', async t => {
-  const child = spawn(process.execPath, [CLI, site, '--port', '0', '--https'], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() })
-  const out = { stdout: '', stderr: '' }
-  child.stdout.on('data', (chunk: Buffer) => { out.stdout += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { out.stderr += chunk.toString() })
-  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
-  t.teardown(async () => { if (child.exitCode === null) { child.kill('SIGKILL'); await exited } })
-  const url = await waitFor(() => /https:\/\/127\.0\.0\.1:\d+/.exec(out.stdout)?.[0], () => `stdout: ${out.stdout}\nstderr: ${out.stderr}`)
+  const { url, out, child, exited } = await serveCli(t, [site, '--port', '0', '--https'])
   const session = http2.connect(url, { rejectUnauthorized: false })
   session.on('error', () => {})
   t.teardown(() => session.destroy())
   t.equal((await h2(session, '/')).status, 200)
   const started = Date.now()
   child.kill('SIGTERM')
-  const code = await Promise.race([exited, new Promise<string>(resolve => setTimeout(() => resolve('still running'), 15000))])
+  const code = await Promise.race([exited.then(e => e.code), new Promise<string>(resolve => setTimeout(() => resolve('still running'), 15000))])
   t.equal(code, 0, `exits 0 (stderr: ${out.stderr.split('\n').filter(l => /Error/.test(l)).join(' ') || 'no error'})`)
   t.ok(Date.now() - started < 12000, 'within the shutdown grace period')
 })
-
-/** The environment of the test runner without anything that would configure the server. */
-function cleanEnv (): NodeJS.ProcessEnv {
-  const env = { ...process.env }
-  for (const key of Object.keys(env)) if (key === 'PORT' || key === 'HOST' || key.startsWith('WASM_SERVE_')) delete env[key]
-  return env
-}
-
-async function waitFor<T> (probe: () => T | undefined, describe: () => string, timeoutMs = 15000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out; ${describe()}`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-}

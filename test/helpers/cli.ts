@@ -1,0 +1,63 @@
+/**
+ * The real CLI (`node dist/cli.js`, built by `npm test`'s pretest), spawned the way a user runs it,
+ * with what it prints collected, and killed at teardown if it is still running.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Test } from 'tap'
+
+export const ROOT = resolve(import.meta.dirname, '..', '..')
+export const CLI = join(ROOT, 'dist/cli.js')
+
+if (!existsSync(CLI)) spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' })
+
+/** The environment of the test runner without anything that would configure the server, plus `extra`. */
+export function cleanEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  for (const key of Object.keys(env)) if (key === 'PORT' || key === 'HOST' || key.startsWith('WASM_SERVE_')) delete env[key]
+  return { ...env, ...extra }
+}
+
+export interface CliProcess {
+  child: ChildProcess
+  out: { stdout: string, stderr: string }
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+}
+
+export interface CliOptions { env?: Record<string, string>, cwd?: string }
+
+/** Spawns the real CLI with `args`. */
+export function runCli (t: Test, args: string[], opts: CliOptions = {}): CliProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? ROOT, env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] })
+  const out = { stdout: '', stderr: '' }
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => { out.stdout += s })
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => { out.stderr += s })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(done => child.on('exit', (code, signal) => done({ code, signal })))
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  return { child, out, exited }
+}
+
+/** Resolves when `check` is true, or rejects with what the process printed after `ms`. */
+export async function until (proc: CliProcess, check: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nstdout: ${proc.out.stdout}\nstderr: ${proc.out.stderr}`)
+    await sleep(20)
+  }
+}
+
+/** The CLI's one line on a non-TTY stdout: `wasm-serve VERSION serving LABEL at URL`. */
+export const SERVING = /^wasm-serve (\S+) serving (.+) at (https?:\/\/\S+)/m
+
+/** Starts the CLI and waits for its serving line; rejects if it exits first. */
+export async function serveCli (t: Test, args: string[], opts: CliOptions = {}): Promise<CliProcess & { url: string }> {
+  const proc = runCli(t, args, opts)
+  let exited = false
+  void proc.exited.then(() => { exited = true })
+  await until(proc, () => SERVING.test(proc.out.stdout) || exited, 'the serving line')
+  const m = SERVING.exec(proc.out.stdout)
+  if (m === null) throw new Error(`the CLI exited before serving\nstdout: ${proc.out.stdout}\nstderr: ${proc.out.stderr}`)
+  return { ...proc, url: m[3]! }
+}
