@@ -64,13 +64,15 @@ function messageOf (e: ErrorObject): string {
   return e.message ?? 'is invalid'
 }
 
-/** RFC 9110 §5.5: field values must not carry CR, LF or NUL; hop-by-hop headers belong to the connection. */
 /** RFC 9110 §5.5 field values, as Node enforces them: tab, visible ASCII and obs-text; never CR, LF or NUL. */
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/
 const BAD_VALUE_MESSAGE = 'header values may only contain tabs, visible ASCII and Latin-1 (no CR, LF, NUL or other control characters)'
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-/** Hop-by-hop headers belong to the connection; the others are the server's own, per representation (D5–D8). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'content-encoding', 'content-range', 'etag', 'last-modified', 'vary', 'accept-ranges', 'x-decoded-content-length'])
+/**
+ * Hop-by-hop headers belong to the connection; the others are the server's own, per representation
+ * (D5–D8), Content-Type included: it comes from the file (D1: never a charset on application/wasm).
+ */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'content-encoding', 'content-range', 'content-type', 'etag', 'last-modified', 'vary', 'accept-ranges', 'x-decoded-content-length'])
 function checkHeaders (opts: Record<string, unknown>): OptionProblem[] {
   const routes = Array.isArray(opts.routes) ? opts.routes as Array<{ headers?: unknown, preload?: unknown }> : []
   const problems: OptionProblem[] = []

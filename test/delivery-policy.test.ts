@@ -379,6 +379,14 @@ t.test('hop-by-hop header names are refused in any letter case', async t => {
   t.ok(paths.includes('/routes/0/headers/UPGRADE'))
 })
 
+t.test('a route cannot set Content-Type: the type comes from the file, never a charset on wasm (D1)', async t => {
+  let error: unknown
+  try { resolveOptions({ routes: [{ match: '**/*.wasm', headers: { 'Content-Type': 'application/wasm; charset=utf-8' } }] }) } catch (err) { error = err }
+  t.ok(error instanceof OptionsError, 'refused at start-up')
+  const problems = error instanceof OptionsError ? error.problems : []
+  t.ok(problems.some(p => p.path === '/routes/0/headers/Content-Type' && /set by the server/.test(p.message)), 'with its JSON path', { problems })
+})
+
 t.test('a valid config with every delivery key resolves', async t => {
   const opts = resolveOptions({
     root,
