@@ -172,7 +172,7 @@ t.test('delivery rules over real HTTP (plugin on a Fastify app)', async t => {
     t.equal(sibling.headers['x-decoded-content-length'], String(SQLITE.length))
   })
 
-  t.test('directories: index.html, a redirect adding the slash, no listings', async t => {
+  t.test('directories: index.html answers the directory URL, no listings (the 301 adding the slash: robustness.test.ts)', async t => {
     const index = await get(`${url}/`)
     t.equal(index.status, 200)
     t.match(index.body.toString(), /<h1>site<\/h1>/)

@@ -59,8 +59,8 @@ t.test('parses q-values and folds x-gzip', async t => {
   t.same([...parseAcceptEncoding('br;q=0.5, X-Gzip;q=0.25, *;q=0')], [['br', 0.5], ['gzip', 0.25], ['*', 0]])
 })
 
-t.test('repeated headers come from a bounded cache with the same answers', async t => {
-  for (let i = 0; i < 1200; i++) negotiate(`gzip;q=0.${i % 1000}`, ALL)
+t.test('answers stay right after more distinct headers than the parse cache holds', async t => {
+  for (let i = 0; i < 1200; i++) t.equal(negotiate(`gzip;q=0.${i % 1000}, br;q=0`, ALL), i % 1000 === 0 ? 'identity' : 'gzip')
   t.equal(negotiate('gzip;q=0.5, br;q=0.4', ALL), 'gzip')
-  t.equal(negotiate('gzip;q=0.5, br;q=0.4', ALL), 'gzip')
+  t.equal(negotiate('gzip;q=0.4, br;q=0.5', ALL), 'br')
 })

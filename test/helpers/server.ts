@@ -17,7 +17,7 @@ export interface Running {
   /** e.g. http://127.0.0.1:41234 (no trailing slash) */
   url: string
   port: number
-  /** Log records the server wrote (pino JSON, parsed); only for createServer. */
+  /** Log records the server wrote at warn level and above (pino JSON, parsed). */
   logs: Array<Record<string, unknown>>
   close: () => Promise<void>
 }
@@ -30,23 +30,28 @@ export function etagOf (body: Buffer): string {
 /** Starts the CLI's app (healthz, 405, plain-text errors) on a free loopback port. */
 export async function startCliApp (options: WasmServeOptions & { root: string }): Promise<Running> {
   const logs: Array<Record<string, unknown>> = []
-  const logStream = new Writable({
-    write (chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>)
-      done()
-    },
-  })
   const resolved = resolveOptions({ logLevel: 'warn', ...options })
-  const app = await createServer({ options: { ...resolved, root: options.root }, logStream })
+  const app = await createServer({ options: { ...resolved, root: options.root }, logStream: logStreamInto(logs) })
   return listen(app, logs)
 }
 
 /** Starts a plain Fastify app with the plugin registered (e.g. under `prefix: '/static'`) and one route of its own, `GET /app-route`. */
 export async function startPluginApp (options: WasmServePluginOptions): Promise<Running> {
-  const app = Fastify({ logger: false })
+  const logs: Array<Record<string, unknown>> = []
+  const app = Fastify({ logger: { level: 'warn', stream: logStreamInto(logs) } })
   app.get('/app-route', async () => 'the app\'s own route\n')
   await app.register(wasmServe, options)
-  return listen(app, [])
+  return listen(app, logs)
+}
+
+/** A pino destination that parses each JSON line into `logs`. */
+function logStreamInto (logs: Array<Record<string, unknown>>): Writable {
+  return new Writable({
+    write (chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>)
+      done()
+    },
+  })
 }
 
 async function listen (app: FastifyInstance, logs: Array<Record<string, unknown>>): Promise<Running> {

@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import wasmServe, { type WasmServePluginOptions } from '../../src/plugin.js'
 
 export const SQLITE = readFileSync('node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm')
-/** The smallest useful module: (module (func (export "f"))), 29 bytes. */
+/** The smallest useful module: (module (func (export "f"))), 31 bytes. */
 export const TINY = Buffer.from('0061736d0100000001040160000003020100070501016600000a040102000b', 'hex')
 export const BR = brotliCompressSync(SQLITE, { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } })
 export const GZ = gzipSync(SQLITE, { level: 6 })
