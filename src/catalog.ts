@@ -16,6 +16,10 @@ import type { FilePolicy } from './policy.js'
 import { gzipDecodedSize, isCompressible, zstdContentSize } from './codecs.js'
 import { buildHeaders } from './headers.js'
 import { BufferPool } from './buffers.js'
+import { digestOf } from './etag.js'
+import { isHiddenPath } from './resolve.js'
+
+export { hashBuffer } from './etag.js'
 
 export interface Logger {
   info: (obj: object, msg: string) => void
@@ -185,8 +189,7 @@ export class Catalog {
   }
 
   private hidden (rel: string): boolean {
-    if (this.opts.dotfiles === 'allow') return false
-    return rel.split('/').some((s, i) => s.startsWith('.') && !(i === 0 && s === '.well-known'))
+    return this.opts.dotfiles === 'deny' && isHiddenPath(rel.split('/'))
   }
 
   /**
@@ -449,10 +452,6 @@ function admit (files: FileFacts[], budget: number): Set<string> {
   return chosen
 }
 
-export function hashBuffer (buf: Buffer): string {
-  return createHash('sha256').update(buf).digest('base64url').slice(0, 27)
-}
-
 /** The same hash, a megabyte at a time with a turn of the event loop in between: for files re-indexed while serving. */
 export async function hashBufferAsync (buf: Buffer): Promise<string> {
   const hash = createHash('sha256')
@@ -460,7 +459,7 @@ export async function hashBufferAsync (buf: Buffer): Promise<string> {
     hash.update(buf.subarray(at, at + HASH_SLICE))
     if (at + HASH_SLICE < buf.length) await new Promise(resolve => setImmediate(resolve))
   }
-  return hash.digest('base64url').slice(0, 27)
+  return digestOf(hash)
 }
 const HASH_SLICE = 1 << 20
 
@@ -485,7 +484,7 @@ async function hashHandle (fh: FileHandle, size: number): Promise<string> {
   } finally {
     hashBuffers.give(chunk)
   }
-  return hash.digest('base64url').slice(0, 27)
+  return digestOf(hash)
 }
 
 /** ETag of a file read a slice at a time (a cached encoding too large for memory). */

@@ -14,6 +14,7 @@ import { rename, rm } from 'node:fs/promises'
 import * as zlib from 'node:zlib'
 import mime from 'mime-types'
 import type { EncodingToken } from './encodings.js'
+import { digestOf } from './etag.js'
 
 type Codec = (buf: Buffer, opts: object, cb: (err: Error | null, out: Buffer) => void) => void
 
@@ -174,8 +175,7 @@ export async function encodeFile (input: { src: string, dest: string, size: numb
     await rm(temp, { force: true })
     throw err
   }
-  const digest = (h: ReturnType<typeof createHash>) => h.digest('base64url').slice(0, 27)
-  return { size, inputHash: digest(inHash), outputHash: digest(outHash) }
+  return { size, inputHash: digestOf(inHash), outputHash: digestOf(outHash) }
 }
 
 /** Decodes `buf` encoded with `token`. zstd is decoded with the browser window limit enforced. */

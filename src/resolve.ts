@@ -36,10 +36,15 @@ function resolveUncached (rawPath: string, dotfiles: 'deny' | 'allow'): Resoluti
     if (twice !== undefined && isHostile(twice)) return { ok: false, status: 400 }
   }
   const segments = decoded.split('/').filter(s => s !== '')
-  if (dotfiles === 'deny' && segments.some((s, i) => s.startsWith('.') && !(i === 0 && s === '.well-known'))) {
+  if (dotfiles === 'deny' && isHiddenPath(segments)) {
     return { ok: false, status: 404 }
   }
   return { ok: true, path: segments.join('/'), directory: decoded.endsWith('/') || segments.length === 0 }
+}
+
+/** A dotfile or a path through a dot-directory; `.well-known` at the top is public (RFC 8615). */
+export function isHiddenPath (segments: string[]): boolean {
+  return segments.some((s, i) => s.startsWith('.') && !(i === 0 && s === '.well-known'))
 }
 
 function decodeOnce (s: string): string | undefined {
