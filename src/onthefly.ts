@@ -40,13 +40,13 @@ export class OnTheFly {
     this.cacheReady = this.prepareCacheDir()
   }
 
-  /** Whether the file can get encodings made here: big enough to shrink, and of a compressible kind. */
-  wants (asset: Pick<Asset, 'compressible' | 'identity'>): boolean {
-    return asset.compressible && asset.identity.size >= this.opts.minSize && this.tokens().length > 0
+  /** Whether a file can get encodings made here: of a compressible kind, big enough to shrink, and a codec to make them. */
+  wants (compressible: boolean, size: number): boolean {
+    return compressible && size >= this.opts.minSize && this.tokens().length > 0
   }
 
   schedule (asset: Asset): void {
-    if (this.closed || !this.wants(asset)) return
+    if (this.closed || !this.wants(asset.compressible, asset.identity.size)) return
     if (this.missing(asset).length === 0) return
     this.queue.set(asset.path, asset)
     if (this.catalog !== undefined) this.kick()

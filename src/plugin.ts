@@ -63,7 +63,8 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
     log: fastify.log,
     watch,
     onIndexed: asset => compression?.schedule(asset),
-    encodable: (path, size) => onTheFly && opts.precompressed.length > 0 && size >= minSize && isCompressible(path),
+    // The same rule the queue applies, so a file Varies (D7) only when it can get an encoding.
+    encodable: (path, size) => compression?.wants(isCompressible(path), size) ?? false,
   })
   compression?.start(catalog)
   warnMissingPreloads(opts, catalog, prefix, fastify.log)

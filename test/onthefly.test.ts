@@ -6,6 +6,7 @@ import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import { get } from './helpers/http.js'
 import { JS, SQLITE, makeSite, startPlugin } from './helpers/site.js'
 import { etagOf } from './helpers/server.js'
+import { zstdAvailable } from '../src/codecs.js'
 
 const root = makeSite()
 const cacheDir = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-cache-'))
@@ -108,4 +109,21 @@ t.test('compress.onTheFly false leaves files as they are', async t => {
 t.test('the cache directory may not be inside the root', async t => {
   await t.rejects(startPlugin({ root, compress: { cacheDir: join(root, 'cache') } }), /outside the served root/)
   t.notOk(existsSync(join(root, 'cache')))
+})
+
+t.test('a file Varies only when an encoding can be made for it: zstd alone where zlib has none (D4, D7)', async t => {
+  const freshCache = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-zstd-'))
+  t.teardown(() => rmSync(freshCache, { recursive: true, force: true }))
+  const { app, url } = await startPlugin({ root, precompressed: ['zstd'], compress: { cacheDir: freshCache } })
+  t.teardown(() => app.close())
+  await app.wasmServe.compressionIdle()
+  const res = await get(`${url}/app.js`, { 'accept-encoding': 'zstd' })
+  t.ok(res.body.length > 0)
+  if (zstdAvailable) {
+    t.equal(res.headers['content-encoding'], 'zstd', 'encoded on the fly')
+    t.equal(res.headers.vary, 'Accept-Encoding')
+  } else {
+    t.equal(res.headers['content-encoding'], undefined, `Node ${process.version} cannot make zstd: identity`)
+    t.equal(res.headers.vary, undefined, 'and no Vary: no other representation will ever exist')
+  }
 })
