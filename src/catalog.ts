@@ -13,7 +13,7 @@ import { join, sep } from 'node:path'
 import { ENCODINGS, type Coding, type EncodingToken } from './encodings.js'
 import { contentTypeFor, originalName } from './content-type.js'
 import type { FilePolicy } from './policy.js'
-import { gzipDecodedSize, isCompressible, zstdContentSize } from './codecs.js'
+import { decodesToSize, isCompressible, recordedDecodedSize } from './codecs.js'
 import { buildHeaders } from './headers.js'
 import { BufferPool } from './buffers.js'
 import { digestOf } from './etag.js'
@@ -310,26 +310,13 @@ export class Catalog {
     if (sib.stats.size >= original.stats.size) reason = 'it is not smaller than the original'
     else if (sib.stats.mtimeMs + MTIME_TOLERANCE_MS < original.stats.mtimeMs) reason = 'it is older than the original'
     else {
-      const decoded = await this.decodedSizeOf(sib, token)
-      if (decoded !== undefined && decoded !== original.stats.size % (token === 'gzip' ? 2 ** 32 : Number.MAX_SAFE_INTEGER)) reason = `it decodes to ${decoded} bytes, the original has ${original.stats.size}`
+      // Not a readable file of its format: never serve it as one.
+      const decoded = await recordedDecodedSize(sib.abs, sib.stats.size, token).catch(() => -1)
+      if (decoded === -1) reason = `it is not a readable ${token} file`
+      else if (!decodesToSize(decoded, original.stats.size, token)) reason = `it decodes to ${String(decoded)} bytes, the original has ${original.stats.size}`
     }
     if (reason !== undefined && !quiet) this.warnOnce(`${sib.rel}:${sib.stats.mtimeMs}`, { sibling: sib.rel }, `ignoring precompressed sibling: ${reason}`)
     return reason === undefined
-  }
-
-  private async decodedSizeOf (sib: FileFacts, token: EncodingToken): Promise<number | undefined> {
-    if (token === 'br') return undefined // brotli does not record the decoded size
-    let fh: FileHandle
-    try { fh = await open(sib.abs, 'r') } catch { return -1 }
-    try {
-      const head = Buffer.alloc(Math.min(sib.stats.size, 18))
-      if (token === 'zstd') { await fh.read(head, 0, head.length, 0); return zstdContentSize(head) }
-      const tail = Buffer.alloc(Math.min(sib.stats.size, 8))
-      await fh.read(tail, 0, tail.length, sib.stats.size - tail.length)
-      return gzipDecodedSize(tail)
-    } catch {
-      return -1 // not a readable gzip member or zstd frame: never serve it as one
-    } finally { await fh.close() }
   }
 
   /**

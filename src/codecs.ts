@@ -10,7 +10,7 @@ import { promisify } from 'node:util'
 import { pipeline } from 'node:stream/promises'
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { rename, rm } from 'node:fs/promises'
+import { open, rename, rm, type FileHandle } from 'node:fs/promises'
 import * as zlib from 'node:zlib'
 import mime from 'mime-types'
 import type { EncodingToken } from './encodings.js'
@@ -262,6 +262,38 @@ export function zstdFrameWindowSize (buf: Buffer): number {
 /** Frame_Content_Size of the first zstd frame, or undefined when the encoder did not record it. */
 export function zstdContentSize (buf: Buffer): number | undefined {
   return parseZstdHeader(buf).contentSize
+}
+
+/**
+ * D3: the decoded size a sibling file records about itself, for the server and `wasm-serve compress`
+ * alike. gzip's ISIZE trailer (the size mod 2^32), zstd's frame content size after any skippable
+ * frames; undefined where the format records none (br, a zstd frame without it). Throws when the file
+ * is not of the format its name says.
+ */
+export async function recordedDecodedSize (file: string, size: number, token: EncodingToken): Promise<number | undefined> {
+  if (token === 'br') return undefined
+  const fh = await open(file, 'r')
+  try {
+    if (token === 'gzip') return gzipDecodedSize(await readAt(fh, size - 4, 4))
+    let at = 0
+    for (;;) {
+      const head = await readAt(fh, at, 18) // the longest frame header
+      if (head.length < 8 || (head.readUInt32LE(0) & 0xFFFFFFF0) !== 0x184D2A50) return zstdContentSize(head)
+      at += 8 + head.readUInt32LE(4) // a skippable frame (RFC 8878 §3.1.2)
+    }
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Whether a recorded decoded size (see recordedDecodedSize) agrees with the original's size. */
+export function decodesToSize (recorded: number | undefined, size: number, token: EncodingToken): boolean {
+  return recorded === undefined || recorded === (token === 'gzip' ? size % 2 ** 32 : size)
+}
+
+async function readAt (fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  const { bytesRead, buffer } = await fh.read(Buffer.alloc(Math.max(0, length)), 0, Math.max(0, length), Math.max(0, position))
+  return buffer.subarray(0, bytesRead)
 }
 
 /**

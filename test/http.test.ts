@@ -306,6 +306,33 @@ t.test('ETags are identical across restarts (D6)', async t => {
   t.equal(second.headers.etag, first.headers.etag)
 })
 
+t.test('a .zst sibling is checked past skippable frames, as zstd reads it (D3, D5)', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'wasm-serve-zst-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const original = Buffer.alloc(5000, 'a')
+  // A skippable frame (RFC 8878 §3.1.2) with 32 bytes of metadata, then one frame: single segment,
+  // 2-byte content size (5000 - 256), and one RLE block repeating 'a' 5000 times.
+  const skippable = Buffer.concat([Buffer.from([0x50, 0x2a, 0x4d, 0x18, 32, 0, 0, 0]), Buffer.alloc(32, 7)])
+  const fcs = Buffer.alloc(2)
+  fcs.writeUInt16LE(5000 - 256)
+  const blockHeader = 1 | (1 << 1) | (5000 << 3)
+  const frame = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x60]), fcs, Buffer.from([blockHeader & 0xff, (blockHeader >> 8) & 0xff, blockHeader >> 16, 0x61])])
+  const zst = Buffer.concat([skippable, frame])
+  writeFileSync(join(dir, 'rle.txt'), original)
+  writeFileSync(join(dir, 'rle.txt.zst'), zst)
+  writeFileSync(join(dir, 'wrong.txt'), original)
+  writeFileSync(join(dir, 'wrong.txt.zst'), Buffer.concat([skippable, Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x60, 0, 0]), frame.subarray(7)])) // records 256 bytes
+  const { app, url } = await startPlugin({ root: dir, compress: { onTheFly: false } })
+  t.teardown(() => app.close())
+  const res = await get(`${url}/rle.txt`, { 'accept-encoding': 'zstd' })
+  t.equal(res.headers['content-encoding'], 'zstd', 'served as zstd')
+  t.equal(res.headers['x-decoded-content-length'], '5000')
+  t.ok(res.body.equals(zst), 'the sibling byte for byte')
+  const wrong = await get(`${url}/wrong.txt`, { 'accept-encoding': 'zstd' })
+  t.equal(wrong.headers['content-encoding'], undefined, 'a sibling recording another size is ignored')
+  t.ok(wrong.body.equals(original))
+})
+
 t.test('stale and useless siblings are not served (D3)', async t => {
   const { writeFileSync, utimesSync } = await import('node:fs')
   const { mkdtempSync } = await import('node:fs')

@@ -2,7 +2,7 @@
 import type { Dirent, Stats } from 'node:fs'
 import { lstat, open, readdir, realpath, stat, unlink } from 'node:fs/promises'
 import { basename, join, sep } from 'node:path'
-import { gzipDecodedSize, isCompressible, zstdContentSize } from '../codecs.js'
+import { decodesToSize, isCompressible, recordedDecodedSize } from '../codecs.js'
 import { ENCODINGS, encodingOfSuffix, type EncodingToken } from '../encodings.js'
 import type { FileEntry, Problem, Row, Task } from './types.js'
 import { describeError } from './report.js'
@@ -97,26 +97,10 @@ export async function scanRoot (root: string, display: string, minSize: number):
   return out
 }
 
-async function readSlice (path: string, from: 'start' | 'end', length: number, size: number): Promise<Buffer> {
-  const fh = await open(path, 'r')
-  try {
-    const n = Math.min(length, size)
-    const { bytesRead, buffer } = await fh.read(Buffer.alloc(n), 0, n, from === 'start' ? 0 : size - n)
-    return buffer.subarray(0, bytesRead)
-  } finally {
-    await fh.close()
-  }
-}
-
-/** The sibling's cheaply known decoded size agrees with the file (SPEC D3); br has none to check. */
+/** The sibling's recorded decoded size agrees with the file (SPEC D3); br records none. */
 async function decodedSizeMatches (sibling: string, st: Stats, file: FileEntry, token: EncodingToken): Promise<boolean> {
   try {
-    if (token === 'gzip') return gzipDecodedSize(await readSlice(sibling, 'end', 4, st.size)) === file.size % 2 ** 32
-    if (token === 'zstd') {
-      const size = zstdContentSize(await readSlice(sibling, 'start', 64, st.size))
-      return size === undefined || size === file.size
-    }
-    return true
+    return decodesToSize(await recordedDecodedSize(sibling, st.size, token), file.size, token)
   } catch {
     return false // unreadable or not the format its name says: rewrite it
   }
