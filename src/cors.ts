@@ -1,17 +1,15 @@
 /**
- * CORS (SPEC D13). With `origin: "*"` every header is static and precomputed by the policy; a list
- * of origins is answered per request, echoing an allowed Origin and adding `Vary: Origin` so shared
- * caches keep one response per origin.
+ * CORS (SPEC D13). With `origin: "*"` every header is static and precomputed by the policy; with a
+ * list of origins only the echo of an allowed Origin is per request (`Vary: Origin` is precomputed
+ * with the file's other headers).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Asset } from './catalog.js'
 import type { ResolvedOptions } from './options.js'
 
-export function corsFor (opts: ResolvedOptions, request: FastifyRequest, asset: Asset): Record<string, string> | undefined {
+export function corsFor (opts: ResolvedOptions, request: FastifyRequest): Record<string, string> | undefined {
   if (opts.cors === false || opts.cors.origin === '*') return undefined
-  const vary = asset.identity.headers.vary === undefined ? 'Origin' : `${asset.identity.headers.vary}, Origin`
   const origin = request.headers.origin
-  return origin !== undefined && opts.cors.origin.includes(origin) ? { 'access-control-allow-origin': origin, vary } : { vary }
+  return origin !== undefined && opts.cors.origin.includes(origin) ? { 'access-control-allow-origin': origin } : undefined
 }
 
 /** Preflight: 204 with the methods a static server allows and the request headers the page asked for. */

@@ -17,12 +17,15 @@ export interface HeaderInput {
 }
 
 export function buildHeaders (input: HeaderInput): Pick<Representation, 'headers' | 'notModified'> {
-  const { rep, type, vary, policy } = input
+  const { rep, type, vary } = input
+  // The policy may vary too (Origin, for a list of CORS origins): one Vary header naming both.
+  const { vary: policyVary, ...policy } = input.policy
+  const varies = [...(vary ? ['Accept-Encoding'] : []), ...(policyVary === undefined ? [] : [policyVary])]
   const validators: Record<string, string> = {
     'content-type': type,
     etag: rep.etag,
     'last-modified': new Date(input.lastModifiedMs).toUTCString(),
-    ...(vary ? { vary: 'Accept-Encoding' } : {}),
+    ...(varies.length > 0 ? { vary: varies.join(', ') } : {}),
     ...policy,
   }
   const headers: Record<string, string> = {

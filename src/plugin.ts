@@ -166,7 +166,7 @@ function serve (input: HandleInput, asset: Asset): Promise<unknown> | undefined 
     // FACTS.md: the promise resolves only when the response ends, so awaiting it would hang.
     void Promise.resolve(reply.writeEarlyHints({ link: asset.policy.links })).catch(() => {})
   }
-  return sendAsset({ request, reply, asset, catalog, extra: corsFor(opts, request, asset) })
+  return sendAsset({ request, reply, asset, catalog, extra: corsFor(opts, request) })
 }
 
 /** A file, a directory's index.html, or a redirect that adds the directory's trailing slash. */

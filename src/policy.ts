@@ -92,12 +92,15 @@ function isolationHeaders (opts: ResolvedOptions, type: string): Record<string, 
     : { 'cross-origin-resource-policy': corp }
 }
 
-/** D13: the static half of CORS; a list of origins is answered per request (see cors.ts). */
+/**
+ * D13: the static part of CORS. For a list of origins only Access-Control-Allow-Origin is per request
+ * (see cors.ts); `Vary: Origin` is on every response, so shared caches keep one per origin.
+ */
 function corsHeaders (opts: ResolvedOptions): Record<string, string> {
   if (opts.cors === false) return {}
   const shared = {
     'access-control-expose-headers': 'X-Decoded-Content-Length, ETag, Content-Length, Content-Encoding',
     'timing-allow-origin': opts.cors.origin === '*' ? '*' : opts.cors.origin.join(', '),
   }
-  return opts.cors.origin === '*' ? { 'access-control-allow-origin': '*', ...shared } : shared
+  return opts.cors.origin === '*' ? { 'access-control-allow-origin': '*', ...shared } : { ...shared, vary: 'Origin' }
 }
