@@ -28,16 +28,20 @@ export async function createServer (input: ServerInput): Promise<FastifyInstance
     // A bad percent-encoding in the URL is the client's error: a fixed 400, the URL not echoed back.
     frameworkErrors: (err: unknown, _request: unknown, reply: FastifyReply) => { void sendError(reply, (err as { statusCode?: number }).statusCode === 431 ? 431 : 400) },
   })
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info({
-      method: request.method,
-      url: request.url,
-      status: reply.statusCode,
-      encoding: reply.getHeader('content-encoding') ?? 'identity',
-      bytes: Number(reply.getHeader('content-length') ?? 0),
-      ms: Math.round(reply.elapsedTime * 10) / 10,
-    }, 'request')
-  })
+  // Added only when request lines are written at all (--quiet, --log-level warn: no per-request work).
+  if (['info', 'debug', 'trace'].includes(options.logLevel)) {
+    app.addHook('onResponse', (request, reply, done) => {
+      request.log.info({
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        encoding: reply.getHeader('content-encoding') ?? 'identity',
+        bytes: Number(reply.getHeader('content-length') ?? 0),
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+      }, 'request')
+      done()
+    })
+  }
   app.setNotFoundHandler((_request, reply) => sendError(reply, 404))
   app.setErrorHandler((err: { statusCode?: number }, request, reply) => {
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
