@@ -141,7 +141,8 @@ function handle (input: HandleInput): Promise<unknown> | undefined {
     else sendError(reply, resolved.status)
     return undefined
   }
-  const asset = resolved.directory ? undefined : catalog.get(resolved.path)
+  // A directory URL looks its index.html up here too: `/` is the most requested page.
+  const asset = catalog.get(resolved.lookup)
   if (asset === undefined) return handleMiss(input, resolved.path, resolved.directory)
   return serve(input, asset)
 }

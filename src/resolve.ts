@@ -4,7 +4,8 @@
  * segment, NUL or backslash after one or two rounds of percent-decoding is refused outright.
  */
 export type Resolution =
-  | { ok: true, path: string, directory: boolean }
+  /** `lookup`: the catalog path to try first, the directory's index.html for a directory URL. */
+  | { ok: true, path: string, directory: boolean, lookup: string }
   | { ok: false, status: 400 | 404 }
 
 const MAX_PATH = 4096
@@ -39,7 +40,9 @@ function resolveUncached (rawPath: string, dotfiles: 'deny' | 'allow'): Resoluti
   if (dotfiles === 'deny' && isHiddenPath(segments)) {
     return { ok: false, status: 404 }
   }
-  return { ok: true, path: segments.join('/'), directory: decoded.endsWith('/') || segments.length === 0 }
+  const path = segments.join('/')
+  const directory = decoded.endsWith('/') || segments.length === 0
+  return { ok: true, path, directory, lookup: directory ? (path === '' ? 'index.html' : `${path}/index.html`) : path }
 }
 
 /** A dotfile or a path through a dot-directory; `.well-known` at the top is public (RFC 8615). */
