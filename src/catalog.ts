@@ -291,7 +291,10 @@ export class Catalog {
     const encoded = { ...(loadedRep ?? await this.loadRep(sib, token)) }
     const raw: Representation = { ...encoded, coding: 'identity', etag: encoded.etag.replace(/"$/, '.raw"') }
     const usable = original !== undefined && await this.usableSibling(original, sib, token, true)
-    return this.finish({ path: sib.rel, type, reps: [encoded, raw], identity: raw, vary: true, lastModifiedMs: sib.stats.mtimeMs, decodedSize: usable ? original.stats.size : undefined, rawType: 'application/octet-stream' })
+    // Without a usable original (a Unity build ships only x.wasm.br / .gz): the size gzip and zstd
+    // record about themselves (gzip's is mod 4 GiB, exact for any module), so progress still ends at 100 % (D5).
+    const decodedSize = usable ? original.stats.size : await recordedDecodedSize(sib.abs, sib.stats.size, token).catch(() => undefined)
+    return this.finish({ path: sib.rel, type, reps: [encoded, raw], identity: raw, vary: true, lastModifiedMs: sib.stats.mtimeMs, decodedSize, rawType: 'application/octet-stream' })
   }
 
   private finish (a: { path: string, type: string, reps: Representation[], identity: Representation, vary: boolean, lastModifiedMs: number, decodedSize?: number, rawType?: string }): Asset {

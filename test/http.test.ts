@@ -170,6 +170,13 @@ t.test('delivery rules over real HTTP (plugin on a Fastify app)', async t => {
     t.not(raw.headers.etag, br.headers.etag)
     const sibling = await get(`${url}/sqlite3.wasm.br`, { 'accept-encoding': 'br' })
     t.equal(sibling.headers['x-decoded-content-length'], String(SQLITE.length))
+    // Without its original, a .gz still says what it decodes to (its ISIZE trailer), so a progress
+    // bar ends at exactly 100 % (D5); brotli records no size, so a lone .br has none.
+    writeFileSync(join(root, 'Build', 'other.wasm.gz'), GZ)
+    const gz = await get(`${url}/Build/other.wasm.gz`, { 'accept-encoding': 'gzip' })
+    t.equal(gz.headers['content-encoding'], 'gzip')
+    t.equal(gz.headers['x-decoded-content-length'], String(SQLITE.length))
+    t.equal(br.headers['x-decoded-content-length'], undefined, 'a lone .br: no decoded size to announce')
   })
 
   t.test('directories: index.html answers the directory URL, no listings (the 301 adding the slash: robustness.test.ts)', async t => {
