@@ -3,7 +3,8 @@
 // validators, ranges, policy headers, 103 Early Hints), HTTP/1.1 clients still get answers on the
 // same port (ALPN fallback), and the real CLI's `--https` prints its URL and certificate fingerprint.
 import t, { type Test } from 'tap'
-import { rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2'
 import { join } from 'node:path'
@@ -12,7 +13,7 @@ import { connect as tlsConnect } from 'node:tls'
 import { Agent, request } from 'undici'
 import { BR, GZ, SQLITE, makeSite } from './helpers/site.js'
 import { createServer } from '../src/server.js'
-import { serveCli } from './helpers/cli.js'
+import { runCli, serveCli } from './helpers/cli.js'
 import { resolveOptions, type WasmServeOptions } from '../src/options.js'
 import { loadTls } from '../src/tls.js'
 
@@ -268,6 +269,39 @@ t.test('the CLI with --https serves HTTP/2 on a self-signed certificate and prin
   session.close()
   child.kill('SIGTERM')
   t.equal((await exited).code, 0, 'exits 0 on SIGTERM')
+})
+
+t.test('the CLI serves HTTP/2 with the user\'s certificate (--tls-cert/--tls-key), and refuses half or unreadable pairs', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'wasm-serve-cert-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'cert.pem'), tls!.cert)
+  writeFileSync(join(dir, 'key.pem'), tls!.key)
+  const { url, out, child, exited } = await serveCli(t, [site, '--port', '0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')])
+  t.match(url, /^https:\/\/127\.0\.0\.1:\d+$/)
+  t.notMatch(out.stderr, /self-signed/i, 'no self-signed warning for a certificate the user gave')
+  const session = connectH2(t, url)
+  const res = await h2(session, '/sqlite3.wasm', { 'accept-encoding': 'br' })
+  t.equal(res.headers['content-encoding'], 'br')
+  t.ok(res.body.equals(BR), 'served over HTTP/2')
+  const served = await new Promise<string>((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: Number(new URL(url).port), rejectUnauthorized: false, ALPNProtocols: ['h2'] }, () => {
+      resolve(socket.getPeerX509Certificate()?.fingerprint256 ?? '')
+      socket.end()
+    })
+    socket.on('error', reject)
+  })
+  t.equal(served, tls!.fingerprint256, 'the server presents the given certificate')
+  session.close()
+  child.kill('SIGTERM')
+  t.equal((await exited).code, 0)
+
+  const half = runCli(t, [site, '--port', '0', '--tls-cert', join(dir, 'cert.pem')])
+  t.equal((await half.exited).code, 1, '--tls-cert alone: exit 1')
+  t.match(half.out.stderr, /--tls-cert and --tls-key go together/)
+  const missing = runCli(t, [site, '--port', '0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'nope.pem')])
+  t.equal((await missing.exited).code, 1, 'an unreadable key: exit 1')
+  t.match(missing.out.stderr, /cannot read the TLS key/)
+  t.notMatch(missing.out.stdout, /serving/, 'nothing served')
 })
 
 t.test('the HTTPS CLI exits 0 on SIGTERM while a browser keeps an idle HTTP/2 session open', async t => {
