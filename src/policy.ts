@@ -26,7 +26,9 @@ export function isHashedName (fileName: string): boolean {
     if (/^[0-9a-f]{8,}$/i.test(part) && /\d/.test(part) && (/[a-f]/i.test(part) || part.length >= 16)) return true
   }
   const tail = /-([A-Za-z0-9_-]{8})$/.exec(stem)?.[1]
-  if (tail === undefined || isWords(tail)) return false
+  // One capitalised word (`widget-Carousel`, `Lato-Hairline`) or a camera name (`photo-IMG_1234`):
+  // names people give, rare as hashes ((26/64)^8: a Vite hash looks like one such word about once in 1,400).
+  if (tail === undefined || isWords(tail) || /^[A-Z][a-z]{7}$/.test(tail) || /^[A-Z]{3,4}_\d+$/.test(tail)) return false
   return !/^[a-z]+$/.test(tail) && !/^\d+$/.test(tail) && /[A-Z0-9]/.test(tail) && /[a-zA-Z]/.test(tail)
 }
 

@@ -77,7 +77,7 @@ t.test('recognises content hashes from real build tools and leaves versions and 
 })
 
 t.test('a PascalCase word after a dash is not a hash (fonts and icons served unhashed)', async t => {
-  for (const name of ['OpenSans-SemiBold.woff2', 'Inter-Variable.woff2', 'icon-Download.svg']) {
+  for (const name of ['OpenSans-SemiBold.woff2', 'Inter-Variable.woff2', 'icon-Download.svg', 'widget-Carousel.js', 'page-Checkout.js', 'icon-Facebook.svg', 'Lato-Hairline.woff', 'photo-IMG_1234.jpg']) {
     t.equal(isHashedName(name), false, name)
   }
 })
