@@ -1,7 +1,7 @@
 /**
  * Bodies of files streamed from disk (beyond the memory budget), for send.ts. Two promises: the
  * bytes sent are one version of the file, the one the headers describe (D16), and a streamed
- * response leaves no garbage behind (issue 2's RSS target): every chunk of a response is read into
+ * response leaves no garbage behind (docs/memory.md): every chunk of a response is read into
  * one pooled buffer, read into again only once the socket is done with it. Dead read buffers are
  * only returned when V8 next collects; serving a root larger than the budget grew RSS by 20–35 MB
  * of them (`node bench/run.mjs --memory`).
@@ -12,7 +12,8 @@ import { Http2ServerResponse } from 'node:http2'
 import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { BufferPool } from './buffers.js'
-import type { Representation } from './catalog.js'
+import { sameFile, stampOf } from './file-identity.js'
+import type { Representation } from './types.js'
 
 const CHUNK = 64 * 1024
 /** Enough for the responses a server streams at once; beyond it buffers are simply collected. */
@@ -49,9 +50,7 @@ async function readChunk (fh: FileHandle, buffer: Buffer, span: Span): Promise<B
 }
 
 async function unchanged (fh: FileHandle, rep: Representation): Promise<boolean> {
-  const now = await fh.stat()
-  // The inode too: a file renamed over with the same size and mtime (cp -p, reproducible builds) is another file.
-  return now.size === rep.size && now.mtimeMs === rep.mtimeMs && (rep.ino === undefined || now.ino === rep.ino)
+  return rep.stamp !== null && sameFile(stampOf(await fh.stat()), rep.stamp)
 }
 
 /** What Node's http and http2 responses share; their write callback fires once the socket is done with the chunk. */

@@ -1,11 +1,11 @@
 /**
- * Response headers of one representation, computed once when the catalog indexes a file (STYLE 6),
- * so that sending a response is copying a prepared object.
+ * Representations are built here, and only here: the bytes (from the loader or the on-the-fly
+ * encoder) plus every response header, computed once when the file is indexed, so that sending a
+ * response is copying a prepared object.
  */
-import type { Representation } from './catalog.js'
+import type { Loaded, Representation } from './types.js'
 
 export interface HeaderInput {
-  rep: Representation
   type: string
   /** Identity size for encoded representations (X-Decoded-Content-Length, D5), when known. */
   decodedSize: number | undefined
@@ -16,28 +16,28 @@ export interface HeaderInput {
   policy: Record<string, string>
 }
 
-export function buildHeaders (input: HeaderInput): Pick<Representation, 'headers' | 'notModified'> {
-  const { rep, type, vary } = input
+export function representation (loaded: Loaded, input: HeaderInput): Representation {
+  const { coding, file, size, stamp, etag, body } = loaded
   // The policy may vary too (Origin, for a list of CORS origins): one Vary header naming both.
   const { vary: policyVary, ...policy } = input.policy
-  const varies = [...(vary ? ['Accept-Encoding'] : []), ...(policyVary === undefined ? [] : [policyVary])]
-  const validators: Record<string, string> = {
-    'content-type': type,
-    etag: rep.etag,
+  const varies = [...(input.vary ? ['Accept-Encoding'] : []), ...(policyVary === undefined ? [] : [policyVary])]
+  const notModified: Record<string, string> = {
+    'content-type': input.type,
+    etag,
     'last-modified': new Date(input.lastModifiedMs).toUTCString(),
     ...(varies.length > 0 ? { vary: varies.join(', ') } : {}),
     ...policy,
   }
   const headers: Record<string, string> = {
-    ...validators,
+    ...notModified,
     'accept-ranges': 'bytes',
-    'content-length': String(rep.size),
+    'content-length': String(size),
   }
-  if (rep.coding !== 'identity') {
-    headers['content-encoding'] = rep.coding
+  if (coding !== 'identity') {
+    headers['content-encoding'] = coding
     // whatwg/fetch#1358: Content-Length counts encoded bytes, response.body yields decoded ones, so a
     // progress bar needs the decoded size to end at exactly 100 % (emscripten#24144, ffmpeg.wasm#803).
     if (input.decodedSize !== undefined) headers['x-decoded-content-length'] = String(input.decodedSize)
   }
-  return { headers, notModified: validators }
+  return { coding, file, size, stamp, etag, body, headers, notModified }
 }

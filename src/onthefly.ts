@@ -1,5 +1,5 @@
 /**
- * On-the-fly compression (SPEC D4): a compressible file without precompressed siblings is encoded
+ * On-the-fly compression (D4 in docs/delivery.md): a compressible file without precompressed siblings is encoded
  * by the server once, at the densest settings, off the event loop (zlib's async API runs on libuv's
  * thread pool), one file at a time so the pool keeps threads free for file reads. Until that is done
  * the file goes out as identity. The results join the catalog as representations exactly like
@@ -9,19 +9,36 @@
  */
 import { lstat, mkdir, readFile, rename, stat, writeFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Asset, Catalog, Logger, Representation } from './catalog.js'
-import { hashBufferAsync, hashFileQuiet } from './catalog.js'
-import { encodeAbortable, encodeFile, zstdAvailable, type Level } from './codecs.js'
+import type { Catalog } from './catalog.js'
+import { encodeAbortable, encodeFile, isCompressible, zstdAvailable, type Level } from './codecs.js'
 import type { EncodingToken } from './encodings.js'
+import { etagOfFile, hashBufferAsync } from './etag.js'
+import { stampOf } from './file-identity.js'
+import type { Asset, Loaded, Logger } from './types.js'
 
 /** Above this size brotli runs at quality 9 instead of 11 (see codecs.ts); precompress big modules at build time. */
 const DENSE_ABOVE = 8 * 1024 * 1024
 /** Headroom in the memory budget that brotli or zstd needs before the server runs them on the fly. */
 const ENCODER_WORKING_MEMORY = 32 * 1024 * 1024
 
-export interface OnTheFlyOptions {
+export interface Encodable {
   tokens: readonly EncodingToken[]
   minSize: number
+}
+
+/** The encodings this Node can make of `tokens` (zstd needs Node 22.15+). */
+const makeable = (tokens: readonly EncodingToken[]) => tokens.filter(t => t !== 'zstd' || zstdAvailable)
+
+/**
+ * Whether a file can get encodings made here: of a compressible kind, big enough to shrink, and a
+ * codec to make them. The catalog asks it to decide Vary (D7) before any encoding exists.
+ */
+export function encodable (opts: Encodable): (path: string, size: number) => boolean {
+  const can = makeable(opts.tokens).length > 0
+  return (path, size) => can && size >= opts.minSize && isCompressible(path)
+}
+
+export interface OnTheFlyOptions extends Encodable {
   /** Absolute cache directory (already checked to be outside the root), or null for memory only. */
   cacheDir: string | null
   log: Logger
@@ -30,30 +47,28 @@ export interface OnTheFlyOptions {
 export class OnTheFly {
   private readonly queue = new Map<string, Asset>()
   private readonly useless = new Set<string>()
-  private catalog: Catalog | undefined
   private running: Promise<void> | undefined
   private closed = false
+  /** Encoding waits until the root is indexed: start-up has the thread pool to itself. */
+  private started = false
   private readonly abort = new AbortController()
-  private cacheReady: Promise<string | null>
+  private readonly cacheReady: Promise<string | null>
+  private readonly tokens: EncodingToken[]
+  private readonly wants: (path: string, size: number) => boolean
 
-  constructor (private readonly opts: OnTheFlyOptions) {
+  /** Listens to `catalog` for every file indexed, from now on. */
+  constructor (private readonly catalog: Catalog, private readonly opts: OnTheFlyOptions) {
     this.cacheReady = this.prepareCacheDir()
+    this.tokens = makeable(opts.tokens)
+    this.wants = encodable(opts)
+    catalog.subscribe(asset => this.schedule(asset))
+    void catalog.loaded.then(() => { this.started = true; this.kick() })
   }
 
-  /** Whether a file can get encodings made here: of a compressible kind, big enough to shrink, and a codec to make them. */
-  wants (compressible: boolean, size: number): boolean {
-    return compressible && size >= this.opts.minSize && this.tokens().length > 0
-  }
-
-  schedule (asset: Asset): void {
-    if (this.closed || !this.wants(asset.compressible, asset.identity.size)) return
+  private schedule (asset: Asset): void {
+    if (this.closed || !asset.compressible || !this.wants(asset.path, asset.identity.size)) return
     if (this.missing(asset).length === 0) return
     this.queue.set(asset.path, asset)
-    if (this.catalog !== undefined) this.kick()
-  }
-
-  start (catalog: Catalog): void {
-    this.catalog = catalog
     this.kick()
   }
 
@@ -64,16 +79,12 @@ export class OnTheFly {
 
   close (): void { this.closed = true; this.queue.clear(); this.abort.abort() }
 
-  private tokens (): EncodingToken[] {
-    return this.opts.tokens.filter(t => t !== 'zstd' || zstdAvailable)
-  }
-
   private missing (asset: Asset): EncodingToken[] {
-    return this.tokens().filter(t => !asset.codings.includes(t) && !this.useless.has(`${asset.identity.etag}:${t}`))
+    return this.tokens.filter(t => !asset.codings.includes(t) && !this.useless.has(`${asset.identity.etag}:${t}`))
   }
 
   private kick (): void {
-    if (this.running !== undefined || this.queue.size === 0) return
+    if (!this.started || this.running !== undefined || this.queue.size === 0) return
     this.running = this.drain().finally(() => { this.running = undefined; if (!this.closed) this.kick() })
   }
 
@@ -91,19 +102,18 @@ export class OnTheFly {
   }
 
   private async encodeAsset (asset: Asset): Promise<void> {
-    const catalog = this.catalog!
     const key = asset.identity.etag.replaceAll('"', '')
     const started = performance.now()
-    const reps: Representation[] = []
+    const reps: Loaded[] = []
     for (const token of this.missing(asset)) {
       const rep = asset.identity.body !== null
-        ? await this.fromMemory({ key, token, bytes: asset.identity.body, catalog })
-        : await this.fromDisk({ key, token, asset, catalog })
+        ? await this.fromMemory({ key, token, bytes: asset.identity.body })
+        : await this.fromDisk({ key, token, asset })
       if (rep === 'changed') return // changed on disk since it was indexed: its re-index schedules it again
       if (rep === undefined) this.useless.add(`${asset.identity.etag}:${token}`)
       else reps.push(rep)
     }
-    if (reps.length > 0 && catalog.addEncodings(asset.path, asset.identity.etag, reps)) {
+    if (reps.length > 0 && this.catalog.addEncodings(asset.path, asset.identity.etag, reps)) {
       this.opts.log.info({ path: asset.path, encodings: reps.map(r => `${r.coding} ${r.size}`), ms: Math.round(performance.now() - started) }, 'compressed on the fly')
     }
   }
@@ -111,24 +121,24 @@ export class OnTheFly {
   private level (size: number): Level { return size > DENSE_ABOVE ? 'dense' : 'max' }
 
   /** A file held in memory: encode the buffer, keep the result in memory if it fits, and in the cache dir. */
-  private async fromMemory (input: { key: string, token: EncodingToken, bytes: Buffer, catalog: Catalog }): Promise<Representation | undefined> {
-    const { key, token, bytes, catalog } = input
+  private async fromMemory (input: { key: string, token: EncodingToken, bytes: Buffer }): Promise<Loaded | undefined> {
+    const { key, token, bytes } = input
     const dir = await this.cacheReady
     const file = dir === null ? null : join(dir, `${key}.${token}`)
     let out: Buffer | undefined = file === null ? undefined : await readFile(file).catch(() => undefined)
     if (out === undefined) {
       // The encoder's working memory is charged to the budget too (measured: brotli over a root that
       // fills a 64 MB budget added ~35 MB of RSS): without headroom only gzip is made here.
-      if (token !== 'gzip' && !catalog.fits(ENCODER_WORKING_MEMORY)) return undefined
+      if (token !== 'gzip' && !this.catalog.fits(ENCODER_WORKING_MEMORY)) return undefined
       out = await encodeAbortable(bytes, token, this.level(bytes.length), this.abort.signal)
       if (out.length >= bytes.length) return undefined // would not be smaller (D4, like siblings in D3)
       if (file !== null) await writeAtomic(file, out).catch(err => this.opts.log.warn({ err }, 'cannot write to the compression cache'))
     }
-    const inMemory = catalog.fits(out.length)
+    const inMemory = this.catalog.fits(out.length)
     if (!inMemory && file === null) return undefined
-    const mtimeMs = file === null ? Date.now() : (await stat(file).catch(() => undefined))?.mtimeMs
-    if (!inMemory && mtimeMs === undefined) return undefined
-    return { coding: token, file: file ?? '', size: out.length, mtimeMs: mtimeMs ?? Date.now(), etag: `"${await hashBufferAsync(out)}"`, body: inMemory ? out : null, headers: {}, notModified: {} }
+    const onDisk = file === null ? undefined : await stat(file).catch(() => undefined)
+    if (!inMemory && onDisk === undefined) return undefined
+    return { coding: token, file: onDisk === undefined ? '' : file!, size: out.length, stamp: onDisk === undefined ? null : stampOf(onDisk), etag: `"${await hashBufferAsync(out)}"`, body: inMemory ? out : null }
   }
 
   /**
@@ -138,8 +148,8 @@ export class OnTheFly {
    * break the budget the user set (an encoding already in the cache is used whatever its kind).
    * Precompress such files with `wasm-serve compress` for br and zstd. Without a cache dir: nothing.
    */
-  private async fromDisk (input: { key: string, token: EncodingToken, asset: Asset, catalog: Catalog }): Promise<Representation | 'changed' | undefined> {
-    const { key, token, asset, catalog } = input
+  private async fromDisk (input: { key: string, token: EncodingToken, asset: Asset }): Promise<Loaded | 'changed' | undefined> {
+    const { key, token, asset } = input
     const dir = await this.cacheReady
     if (dir === null) return undefined
     const file = join(dir, `${key}.${token}`)
@@ -153,9 +163,9 @@ export class OnTheFly {
       etag = `"${result.outputHash}"`
       cached = await stat(file)
     }
-    const body = catalog.fits(cached.size) ? await readFile(file) : null
-    if (etag === undefined) etag = body !== null ? `"${await hashBufferAsync(body)}"` : await hashFileQuiet(file)
-    return { coding: token, file, size: cached.size, mtimeMs: cached.mtimeMs, etag, body, headers: {}, notModified: {} }
+    const body = this.catalog.fits(cached.size) ? await readFile(file) : null
+    if (etag === undefined) etag = body !== null ? `"${await hashBufferAsync(body)}"` : await etagOfFile(file)
+    return { coding: token, file, size: cached.size, stamp: stampOf(cached), etag, body }
   }
 
   private async prepareCacheDir (): Promise<string | null> {

@@ -1,34 +1,45 @@
 /**
  * The Fastify plugin: `app.register(wasmServe, { root: 'dist' })`. The CLI and the Docker image are
- * thin shells over it (SPEC §1). The request pipeline reads top to bottom in `handle`:
- * resolve (URL → path, D14) → catalog lookup (index, SPA) → negotiate + send (send.ts).
+ * thin shells over it. The request pipeline reads top to bottom in `handle`: resolve (URL → path,
+ * D14) → catalog lookup (index, SPA) → negotiate + send (send.ts). The rules are in docs/delivery.md.
  *
  * Why not @fastify/static underneath: it streams every file from disk on every request (measured on
  * this machine: 5.5k / 922 / 41 req/s for a 36 B / 866 KB / 32 MB br module, against 34k / 7.5k / 473
- * for a Fastify route sending pre-read buffers, FACTS.md), derives ETags from size and mtime (not
- * stable across replicas, D6), answers ranges over the encoded bytes (D8) and passes the sibling's
- * path (`x.wasm.br`) to setHeaders. The catalog answers from memory with precomputed headers instead.
+ * for a Fastify route sending pre-read buffers, docs/benchmarks.md), derives ETags from size and mtime
+ * (not stable across replicas, D6), answers ranges over the encoded bytes (D8) and passes the
+ * sibling's path (`x.wasm.br`) to setHeaders. The catalog answers from memory with precomputed
+ * headers instead.
  */
 import fp from 'fastify-plugin'
 import { realpathSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve as resolvePathOnDisk, sep } from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { Catalog, type Asset } from './catalog.js'
+import { Catalog } from './catalog.js'
 import { resolveOptions, type ResolvedOptions, type WasmServeOptions } from './options.js'
 import { compilePolicy } from './policy.js'
 import { resolvePath } from './resolve.js'
 import { sendAsset } from './send.js'
 import { sendError } from './errors.js'
 import { corsFor, preflight } from './cors.js'
-import { OnTheFly } from './onthefly.js'
-import { isCompressible } from './codecs.js'
+import { encodable, OnTheFly } from './onthefly.js'
 import { OptionsError } from './options.js'
+import type { Asset } from './types.js'
+
+/** What an app can ask of a registered wasm-serve instance (`app.wasmServe`). */
+export interface WasmServeHandle {
+  /** Files (and sibling names) the catalog answers for. */
+  readonly files: number
+  /** Bytes of file contents held in memory, within `memoryBudget`. */
+  readonly bytesInMemory: number
+  /** Resolves when on-the-fly compression has nothing left to do. */
+  compressionIdle: () => Promise<void>
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The catalog of the first registered wasm-serve instance, and a promise for its compression queue. */
-    wasmServe: { catalog: Catalog, compressionIdle: () => Promise<void> }
+    /** The first registered wasm-serve instance. */
+    wasmServe: WasmServeHandle
   }
 }
 
@@ -53,23 +64,24 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
   const prefix = rawPrefix.replace(/\/+$/, '')
   const root = resolvePathOnDisk(opts.root)
   const { onTheFly, minSize } = opts.compress
-  const compression = onTheFly ? new OnTheFly({ tokens: opts.precompressed, minSize, cacheDir: cacheDirFor(opts, root), log: fastify.log }) : undefined
-  const catalog = await Catalog.create({
+  const cacheDir = onTheFly ? cacheDirFor(opts, root) : null
+  const tokens = opts.precompressed
+  const catalog = await Catalog.open({
     root,
     memoryBudget: opts.memoryBudget,
-    precompressed: opts.precompressed,
+    precompressed: tokens,
     dotfiles: opts.dotfiles,
     policy: compilePolicy(opts),
     log: fastify.log,
     watch,
-    onIndexed: asset => compression?.schedule(asset),
-    // The same rule the queue applies, so a file Varies (D7) only when it can get an encoding.
-    encodable: (path, size) => compression?.wants(isCompressible(path), size) ?? false,
+    // The rule the compression queue applies, so a file Varies (D7) only when it can get an encoding.
+    encodable: onTheFly ? encodable({ tokens, minSize }) : () => false,
   })
-  compression?.start(catalog)
+  const compression = onTheFly ? new OnTheFly(catalog, { tokens, minSize, cacheDir, log: fastify.log }) : undefined
+  await catalog.load()
   warnMissingPreloads(opts, catalog, prefix, fastify.log)
   fastify.addHook('onClose', async () => { compression?.close(); catalog.close() })
-  if (!fastify.hasDecorator('wasmServe')) fastify.decorate('wasmServe', { catalog, compressionIdle: async () => compression?.idle() })
+  if (!fastify.hasDecorator('wasmServe')) fastify.decorate('wasmServe', handleOf(catalog, compression))
   fastify.log.debug({ files: catalog.size, bytesInMemory: catalog.bytesInMemory }, 'wasm-serve catalog ready')
 
   const handler = (request: FastifyRequest, reply: FastifyReply) => handle({ request, reply, catalog, opts, prefix })
@@ -91,6 +103,14 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
     })
   }
   if (opts.healthz) fastify.get(`${prefix}/healthz`, async () => ({ status: 'ok', files: catalog.size }))
+}
+
+function handleOf (catalog: Catalog, compression: OnTheFly | undefined): WasmServeHandle {
+  return {
+    get files () { return catalog.size },
+    get bytesInMemory () { return catalog.bytesInMemory },
+    compressionIdle: async () => compression?.idle(),
+  }
 }
 
 /** D11: a preload that names no file would make every page load fetch a 404; say so at start-up. */
@@ -164,7 +184,7 @@ async function handleMiss (input: HandleInput, path: string, directory: boolean)
 function serve (input: HandleInput, asset: Asset): Promise<unknown> | undefined {
   const { request, reply, catalog, opts } = input
   if (asset.isHtml && opts.earlyHints && asset.policy.links.length > 0 && request.method === 'GET') {
-    // FACTS.md: the promise resolves only when the response ends, so awaiting it would hang.
+    // Fastify's writeEarlyHints promise resolves only when the response ends, so awaiting it would hang.
     void Promise.resolve(reply.writeEarlyHints({ link: asset.policy.links })).catch(() => {})
   }
   return sendAsset({ request, reply, asset, catalog, extra: corsFor(opts, request) })

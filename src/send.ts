@@ -5,7 +5,10 @@
  */
 import { open, type FileHandle } from 'node:fs/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { hashBuffer, type Asset, type Catalog, type Representation } from './catalog.js'
+import type { Catalog } from './catalog.js'
+import { hashBuffer } from './etag.js'
+import { sameFile, stampOf } from './file-identity.js'
+import type { Asset, Representation } from './types.js'
 import { acceptedCodings, negotiate } from './negotiate.js'
 import { parseRange } from './range.js'
 import { sendError } from './errors.js'
@@ -130,7 +133,7 @@ async function sendFromDisk (input: SendInput, spec: BodySpec, attempt: number):
 
 /**
  * Last resort for a file that keeps changing faster than it can be indexed: one consistent snapshot
- * of its bytes (same size, mtime and inode before and after the read), with length and ETag computed
+ * of its bytes (the same file before and after the read), with length and ETag computed
  * from exactly those bytes.
  */
 async function sendSnapshot (reply: FastifyReply, input: BodySpec): Promise<unknown> {
@@ -142,7 +145,7 @@ async function sendSnapshot (reply: FastifyReply, input: BodySpec): Promise<unkn
       const before = await fh.stat()
       const body = await fh.readFile()
       const after = await fh.stat()
-      if (before.mtimeMs !== after.mtimeMs || before.size !== after.size || body.length !== after.size) continue
+      if (!sameFile(stampOf(before), stampOf(after)) || body.length !== after.size) continue
       const slice = input.status === 206 ? body.subarray(input.start, Math.min(input.end, body.length - 1) + 1) : body
       if (input.status === 206 && (input.start >= body.length || slice.length !== input.end - input.start + 1)) continue
       const headers: Record<string, string> = { ...input.headers, 'content-length': String(slice.length), 'last-modified': after.mtime.toUTCString(), etag: `"${hashBuffer(body)}"` }

@@ -1,0 +1,85 @@
+/**
+ * The served root as the filesystem shows it: the walk at start-up, and the stat behind every later
+ * look-up, with the two rules that decide what may be served at all (D14 in docs/delivery.md):
+ * dotfiles stay hidden unless allowed, and a symlink is followed only while the whole resolved path
+ * stays inside the root.
+ */
+import type { Stats } from 'node:fs'
+import { readdir, realpath, stat } from 'node:fs/promises'
+import { join, sep } from 'node:path'
+import { isHiddenPath } from './resolve.js'
+
+export interface FileFacts { rel: string, abs: string, stats: Stats }
+
+/** Logs a warning once per key (a file that stays unreadable is reported once, not per request). */
+export type WarnOnce = (key: string, obj: object, msg: string) => void
+
+export class RootDir {
+  private constructor (readonly real: string, private readonly dotfiles: 'deny' | 'allow', private readonly warn: WarnOnce) {}
+
+  static async open (root: string, dotfiles: 'deny' | 'allow', warn: WarnOnce): Promise<RootDir> {
+    return new RootDir(await realpath(root), dotfiles, warn)
+  }
+
+  /** Absolute path of a directory given relative to the root. */
+  abs (dir: string): string { return join(this.real, ...dir.split('/').filter(Boolean)) }
+
+  hidden (rel: string): boolean {
+    return this.dotfiles === 'deny' && isHiddenPath(rel.split('/'))
+  }
+
+  /**
+   * Stats a relative path, following symlinks only while the whole resolved path stays inside the
+   * root: a symlinked directory anywhere in the path is resolved too, not only the last part.
+   */
+  async statInside (rel: string): Promise<FileFacts | undefined> {
+    const abs = join(this.real, ...rel.split('/'))
+    try {
+      const target = await realpath(abs)
+      if (target !== this.real && !target.startsWith(this.real + sep)) {
+        this.warn(rel, { path: rel }, 'not serving a symlink that leads outside the root')
+        return undefined
+      }
+      return { rel, abs: target, stats: await stat(target) }
+    } catch {
+      return undefined
+    }
+  }
+
+  /** A regular file that may be served, or undefined. */
+  async statFile (rel: string): Promise<FileFacts | undefined> {
+    if (this.hidden(rel)) return undefined
+    const facts = await this.statInside(rel)
+    return facts?.stats.isFile() === true ? facts : undefined
+  }
+
+  /** Every servable file and directory below `dir` ('' for the root); symlink cycles are walked once. */
+  async walk (dir: string): Promise<{ files: FileFacts[], dirs: string[] }> {
+    const found = { files: [] as FileFacts[], dirs: [] as string[] }
+    await this.walkInto(dir, found, new Set())
+    return found
+  }
+
+  private async walkInto (dir: string, found: { files: FileFacts[], dirs: string[] }, seen: Set<string>): Promise<void> {
+    const abs = this.abs(dir)
+    let entries
+    try {
+      const real = await realpath(abs)
+      if (seen.has(real)) return // a symlink cycle
+      seen.add(real)
+      entries = await readdir(abs, { withFileTypes: true })
+    } catch (err) {
+      this.warn(`unreadable:${dir}`, { path: dir, code: (err as NodeJS.ErrnoException).code }, 'cannot list a directory; it is not served')
+      return
+    }
+    found.dirs.push(dir)
+    for (const entry of entries) {
+      const rel = dir === '' ? entry.name : `${dir}/${entry.name}`
+      if (this.hidden(rel)) continue
+      const facts = await this.statInside(rel)
+      if (facts === undefined) continue
+      if (facts.stats.isDirectory()) await this.walkInto(rel, found, seen)
+      else if (facts.stats.isFile()) found.files.push(facts)
+    }
+  }
+}
