@@ -2,7 +2,7 @@ import mime from 'mime-types'
 import { encodingOfSuffix } from './encodings.js'
 
 /**
- * Content-Type for a file name (SPEC D1). `.wasm` is always exactly `application/wasm`: browsers
+ * Content-Type for a file name (D1 in docs/delivery.md). `.wasm` is always exactly `application/wasm`: browsers
  * reject any parameter (`application/wasm; charset=utf-8`) in instantiateStreaming (WebAssembly
  * web-api spec, "Content-Type is not application/wasm"). Text types carry `; charset=utf-8`.
  */

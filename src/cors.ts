@@ -1,5 +1,5 @@
 /**
- * CORS (SPEC D13). With `origin: "*"` every header is static and precomputed by the policy; with a
+ * CORS (D13 in docs/delivery.md). With `origin: "*"` every header is static and precomputed by the policy; with a
  * list of origins only the echo of an allowed Origin is per request (`Vary: Origin` is precomputed
  * with the file's other headers).
  */

@@ -1,5 +1,5 @@
 /**
- * Accept-Encoding negotiation (SPEC D2, RFC 9110 §12.5.3).
+ * Accept-Encoding negotiation (D2 in docs/delivery.md, RFC 9110 §12.5.3).
  *
  * Hand-written on purpose: the kept parsers get the RFC's specificity rule wrong for this use.
  * `negotiator` and `@fastify/accept-negotiator` both let `*` override an explicit `br;q=0`

@@ -1,5 +1,5 @@
 /**
- * Route policy (SPEC D10–D13): which headers a served file gets besides its representation headers.
+ * Route policy (D10–D13 in docs/delivery.md): which headers a served file gets besides its representation headers.
  * Computed once per file when the catalog indexes it, so a request only merges precomputed objects.
  */
 import picomatch from 'picomatch'

@@ -1,7 +1,8 @@
 /**
- * URL path → catalog path, with the safety rules of SPEC D14. Runs before any lookup, on the raw
- * request target, so nothing a client sends is normalized into a path it should not reach: a `..`
- * segment, NUL or backslash after one or two rounds of percent-decoding is refused outright.
+ * URL path → catalog path, with the safety rules of D14 in docs/delivery.md. Runs before any
+ * lookup, on the raw request target, so nothing a client sends is normalized into a path it should
+ * not reach: a `..` segment, NUL or backslash after one or two rounds of percent-decoding is
+ * refused outright.
  */
 export type Resolution =
   /** `lookup`: the catalog path to try first, the directory's index.html for a directory URL. */

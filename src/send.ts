@@ -1,7 +1,7 @@
 /**
- * The last stage of the pipeline (STYLE 1): one asset, one request → 200, 206, 304, 406 or 416,
- * for GET and HEAD alike (D9). Headers come precomputed from the catalog; only a range or a
- * per-request CORS origin adds anything here.
+ * The last stage of the pipeline (resolve → catalog → negotiate → send): one asset, one request →
+ * 200, 206, 304, 406 or 416, for GET and HEAD alike (D9 in docs/delivery.md). Headers come
+ * precomputed from the catalog; only a range or a per-request CORS origin adds anything here.
  */
 import { open, type FileHandle } from 'node:fs/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'

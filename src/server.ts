@@ -1,6 +1,6 @@
 /**
  * The server the CLI and the Docker image run: a Fastify app with the plugin, a health endpoint,
- * 405 for other methods (D17), plain-text errors, and one log line per request (SPEC §5).
+ * 405 for other methods (D17), plain-text errors, and one log line per request (docs/delivery.md, "The CLI").
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify'
 import wasmServe from './plugin.js'
