@@ -86,7 +86,7 @@ async function directAsset (ctx: IndexContext, input: { sib: FileFacts, token: E
   return buildAsset({ path: sib.rel, type, encoded: [encoded], identity: raw, vary: true, lastModifiedMs: sib.stats.mtimeMs, decodedSize, rawType: 'application/octet-stream', policy: ctx.policy(sib.rel, type), order: [token] })
 }
 
-export interface AssetSpec {
+interface AssetSpec {
   path: string
   type: string
   /** Encoded representations, in any order; sorted by `order` (server preference). */
@@ -102,7 +102,7 @@ export interface AssetSpec {
 }
 
 /** The one place an asset and its representations are made, headers included. */
-export function buildAsset (spec: AssetSpec): Asset {
+function buildAsset (spec: AssetSpec): Asset {
   const { path, type, lastModifiedMs, policy } = spec
   const common = { vary: spec.vary, lastModifiedMs, policy: policy.headers }
   const rank = (l: Loaded) => spec.order.indexOf(l.coding as EncodingToken)

@@ -5,7 +5,7 @@
  */
 import type { Loaded, Representation } from './types.js'
 
-export interface HeaderInput {
+interface HeaderInput {
   type: string
   /** Identity size for encoded representations (X-Decoded-Content-Length, D5), when known. */
   decodedSize: number | undefined

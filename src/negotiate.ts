@@ -36,7 +36,7 @@ export function parseAcceptEncoding (header: string): Map<string, number> {
  * acceptable unless excluded (RFC 9110 §12.5.3) but, not having been asked for, ranks below any
  * coding the client did list (`br;q=0.5` still gets br).
  */
-export function qualityOf (accepted: Map<string, number>, coding: Coding): number {
+function qualityOf (accepted: Map<string, number>, coding: Coding): number {
   const own = accepted.get(coding)
   if (own !== undefined) return own
   const star = accepted.get('*')

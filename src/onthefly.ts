@@ -21,7 +21,7 @@ const DENSE_ABOVE = 8 * 1024 * 1024
 /** Headroom in the memory budget that brotli or zstd needs before the server runs them on the fly. */
 const ENCODER_WORKING_MEMORY = 32 * 1024 * 1024
 
-export interface Encodable {
+interface Encodable {
   tokens: readonly EncodingToken[]
   minSize: number
 }
