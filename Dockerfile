@@ -53,6 +53,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 # node runs as PID 1 directly (no shell in between), so the signal reaches it.
 STOPSIGNAL SIGTERM
 # --max-semi-space-size=1: V8's young generation otherwise grows by 25-40 MB under load; capped (no
-# measurable cost in throughput), RSS stays near memoryBudget + ~100 MB (README, "Memory").
+# measurable cost in throughput), RSS stays near memoryBudget + ~100 MB (docs/memory.md).
 ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/dist/cli.js"]
 CMD ["/srv"]

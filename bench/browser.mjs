@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Browser benchmark (issue 5, item 4): time to a ready instance (compiled + instantiated) of the
+ * Browser benchmark (results in docs/benchmarks.md): time to a ready instance (compiled + instantiated) of the
  * ~32 MB ffmpeg-core.wasm in real headless Chromium over a throttled connection (Chrome DevTools
  * Protocol network emulation), served by the real CLI, comparing:
  *   stream-br    WebAssembly.instantiateStreaming(fetch(url)) on a br response

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Compression ratio and time per encoding on the real fixture modules: wasm-serve's codecs (the code
 // `wasm-serve compress` runs, at 'max' and 'fast' levels) next to Debian's command-line tools
-// `brotli -q 11`, `gzip -9`, `zstd -19` on the same files. Issue 4 item 4; numbers go in the README.
+// `brotli -q 11`, `gzip -9`, `zstd -19` on the same files. The numbers are in docs/benchmarks.md.
 //
 //   npx tsc -p tsconfig.json && node bench/compression.mjs [file ...]
 //

@@ -1,6 +1,6 @@
 /**
  * `node bench/run.mjs --memory`: does wasm-serve's RSS stay within memoryBudget + ~100 MB while
- * serving a root larger than the budget (issue 2's target)? The real CLI is measured, as `npm start`
+ * serving a root larger than the budget (the goal in docs/memory.md)? The real CLI is measured, as `npm start`
  * and the Docker image run it and as `npx wasm-serve` does; @fastify/static (streams everything,
  * holds nothing, no logger) is measured next to it for reference.
  *

@@ -34,7 +34,7 @@ const FILES = [
   { key: 'big', name: 'ffmpeg-core.wasm', connections: 4 },
 ]
 const SERVERS = ['ceiling', 'wasm-serve', 'static']
-/** Issue 2's performance target: share of the ceiling's req/s wasm-serve must reach. */
+/** The throughput target (docs/benchmarks.md): share of the ceiling's req/s wasm-serve must reach. */
 const TARGET = { tiny: 0.8, mid: 0.85, big: 0.85 }
 
 const { values: opts } = parseArgs({

@@ -1,7 +1,7 @@
 // wasm-serve loader: fetch + compile + instantiate a WebAssembly module the way browsers reward.
 // Dependency-free ES module; types in loader.d.ts. Works in browsers, workers and Node >= 20.
 //
-// Why it is built this way (see FACTS.md in the wasm-serve repository):
+// Why it is built this way (the server's side is docs/delivery.md in the wasm-serve repository, D1 and D5):
 // - It hands the ORIGINAL Response to instantiateStreaming/compileStreaming. Chrome's compiled-code
 //   cache only applies to those streaming APIs on a network Response; a `new Response(stream)` built
 //   in JS gets no code cache. Progress is counted on `response.clone()` instead (a tee of the body).

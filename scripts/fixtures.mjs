@@ -9,12 +9,13 @@
  * created, nothing when everything is up to date.
  *
  *   tiny.wasm         41 B module exporting add(i32,i32)->i32, no siblings: every encoding makes a
- *                     file this small larger (FACTS.md), so a server must serve it as identity.
+ *                     file this small larger, so a server must serve it as identity (D4).
  *   sqlite3.wasm      ~850 KB, from @sqlite.org/sqlite-wasm, with .br (q11), .gz (-9), .zst (-19)
  *   ffmpeg-core.wasm  ~32 MB, from @ffmpeg/core, with .br and .gz (and .zst)
  *
  * .zst only where node:zlib can encode it (Node >= 22.15 / 23.8), with a window of at most 8 MB
- * (RFC 9659: browsers refuse larger ones) and the frame content size set (SPEC D3 checks it).
+ * (RFC 9659: browsers refuse larger ones) and the frame content size set (the stale-sibling check
+ * of D3, docs/delivery.md, reads it).
  */
 import { createHash } from 'node:crypto'
 import { constants as fsc } from 'node:fs'
@@ -50,7 +51,7 @@ const SOURCES = [
 
 const hasZstd = typeof zlib.zstdCompress === 'function'
 
-/** Encoders as a table: suffix → how to encode a buffer (STYLE 5). */
+/** Encoders as a table: suffix → how to encode a buffer. */
 const ENCODERS = [
   {
     suffix: '.br',

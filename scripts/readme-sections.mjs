@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The README's option table and CLI help come from the code (STYLE 3): the JSON Schema in
-// src/schema.ts (as src/options.schema.json) and the flag table in src/config.ts. `node scripts/readme-sections.mjs --write`
-// rewrites them between their markers; test/readme.test.ts fails when they drift.
+// The README's option table and CLI help come from the code, where every option is defined once
+// (docs/delivery.md §3): the JSON Schema in src/schema.ts (as src/options.schema.json) and the flag
+// table in src/config.ts. `node scripts/readme-sections.mjs --write` rewrites them between their
+// markers; test/readme.test.ts fails when they drift.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { OptionsSchema } from '../dist/options.js'
 import { envName, helpText } from '../dist/config.js'
