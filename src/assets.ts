@@ -8,6 +8,7 @@ import { decodesToSize, isCompressible, recordedDecodedSize } from './codecs.js'
 import { ENCODINGS, type EncodingToken } from './encodings.js'
 import { representation } from './headers.js'
 import { loadFile } from './load.js'
+import { isTransient } from './transient.js'
 import type { FilePolicy } from './policy.js'
 import type { Asset, Loaded } from './types.js'
 import type { FileFacts, RootDir, WarnOnce } from './walk.js'
@@ -127,7 +128,10 @@ async function usableSibling (ctx: IndexContext, input: { original: FileFacts, s
   else if (sib.stats.mtimeMs + MTIME_TOLERANCE_MS < original.stats.mtimeMs) reason = 'it is older than the original'
   else {
     // Not a readable file of its format: never serve it as one.
-    const decoded = await recordedDecodedSize(sib.abs, sib.stats.size, token).catch(() => -1)
+    const decoded = await recordedDecodedSize(sib.abs, sib.stats.size, token).catch(err => {
+      if (isTransient(err)) throw err // out of descriptors says nothing about the file
+      return -1
+    })
     if (decoded === -1) reason = `it is not a readable ${token} file`
     else if (!decodesToSize(decoded, original.stats.size, token)) reason = `it decodes to ${String(decoded)} bytes, the original has ${original.stats.size}`
   }

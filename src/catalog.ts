@@ -11,10 +11,12 @@ import { originalName } from './content-type.js'
 import { ENCODINGS, type EncodingToken } from './encodings.js'
 import { hashBuffers } from './etag.js'
 import { indexGroup, withEncodings, type IndexContext } from './assets.js'
+import { Freshness } from './freshness.js'
+import { MAX_IN_MEMORY } from './load.js'
 import type { FilePolicy } from './policy.js'
+import { isTransient, transientLog, Unavailable } from './transient.js'
 import type { Asset, Loaded, Logger } from './types.js'
 import { RootDir, type FileFacts, type WarnOnce } from './walk.js'
-import { DirWatchers } from './watchers.js'
 
 export interface CatalogOptions {
   root: string
@@ -26,27 +28,32 @@ export interface CatalogOptions {
   watch: boolean
   /** Whether a file without siblings may still get encodings (on the fly): then it Varies (D7). */
   encodable: (path: string, size: number) => boolean
+  /** Milliseconds between checks of every file against the disk (freshness.ts); 0: none. */
+  revalidateMs: number
 }
 
 /** Groups indexed at once while the root is walked. */
 const PARALLEL = 8
 
 export class Catalog {
-  private readonly assets = new Map<string, Asset>()
-  private readonly dirs = new Set<string>([''])
+  private readonly byPath = new Map<string, Asset>()
+  /** Directories (root-relative) with their inodes. */
+  private readonly dirMap = new Map<string, number>()
   private readonly inflight = new Map<string, Promise<void>>()
   private readonly followUps = new Map<string, Promise<void>>()
   private readonly listeners: Array<(asset: Asset) => void> = []
-  private readonly watchers: DirWatchers | undefined
+  private readonly freshness: Freshness
   private readonly ctx: IndexContext
   private memoryUsed = 0
+  private readonly transient: (err: unknown, path: string) => void
   private markLoaded!: () => void
   /** Resolves once the root has been walked and indexed. */
   readonly loaded = new Promise<void>(resolve => { this.markLoaded = resolve })
 
   private constructor (private readonly opts: CatalogOptions, root: RootDir, private readonly warn: WarnOnce) {
     this.ctx = { root, precompressed: opts.precompressed, policy: opts.policy, encodable: opts.encodable, inMemory: (_rel, size) => this.fits(size), warn }
-    this.watchers = opts.watch ? new DirWatchers(dir => root.abs(dir), rel => this.changed(rel), warn) : undefined
+    this.transient = transientLog(opts.log)
+    this.freshness = new Freshness(this, { watch: opts.watch, revalidateMs: opts.revalidateMs, log: opts.log, warn })
   }
 
   /** Resolves the root (it must exist); `load()` then walks and indexes it. */
@@ -58,38 +65,42 @@ export class Catalog {
   async load (): Promise<void> {
     hashBuffers.keepAtMost(PARALLEL)
     try {
-      const { files, dirs } = await this.ctx.root.walk('')
-      for (const dir of dirs) this.dirs.add(dir)
+      const { files, dirs } = await this.root.walk('')
+      for (const [dir, ino] of dirs) this.dirMap.set(dir, ino)
       const admitted = admit(files, this.opts.memoryBudget)
       const ctx = { ...this.ctx, inMemory: (rel: string) => admitted.has(rel) }
       const bases = [...new Set(files.map(f => originalName(f.rel)))]
-      for (let i = 0; i < bases.length; i += PARALLEL) await Promise.all(bases.slice(i, i + PARALLEL).map(b => this.index(b, ctx)))
+      // A file that cannot be read just now (logged) is looked up again when first requested.
+      for (let i = 0; i < bases.length; i += PARALLEL) await Promise.all(bases.slice(i, i + PARALLEL).map(b => this.index(b, ctx).catch(() => {})))
     } finally {
       hashBuffers.keepAtMost(1)
       this.markLoaded()
     }
-    this.watchers?.sync(this.dirs)
+    this.freshness.start()
   }
 
-  get (path: string): Asset | undefined { return this.assets.get(path) }
-  hasDir (path: string): boolean { return this.dirs.has(path) }
-  get size (): number { return this.assets.size }
+  get (path: string): Asset | undefined { return this.byPath.get(path) }
+  hasDir (path: string): boolean { return this.dirMap.has(path) }
+  get root (): RootDir { return this.ctx.root }
+  assets (): Iterable<Asset> { return this.byPath.values() }
+  dirs (): ReadonlyMap<string, number> { return this.dirMap }
+  get size (): number { return this.byPath.size }
   get bytesInMemory (): number { return this.memoryUsed }
   /** Whether `bytes` more may be held in memory. */
   fits (bytes: number): boolean { return this.memoryUsed + bytes <= this.opts.memoryBudget }
   /** `listener` hears of every original file indexed or re-indexed. */
   subscribe (listener: (asset: Asset) => void): void { this.listeners.push(listener) }
-  close (): void { this.watchers?.close() }
+  close (): void { this.freshness.close() }
 
   /** Looks a path up on disk when the catalog does not know it yet (a file added while serving). */
   async find (path: string): Promise<Asset | undefined> {
-    const known = this.assets.get(path)
+    const known = this.byPath.get(path)
     if (known !== undefined) return known
-    const facts = await this.ctx.root.statInside(path)
+    const facts = await this.root.statInside(path)
     if (facts === undefined) return undefined
-    if (facts.stats.isDirectory()) { this.dirs.add(path); this.watchers?.sync(this.dirs); return undefined }
+    if (facts.stats.isDirectory()) { this.dirMap.set(path, facts.stats.ino); this.freshness.watchNew(); return undefined }
     await this.refresh(path)
-    return this.assets.get(path)
+    return this.byPath.get(path)
   }
 
   /** Re-reads the group a path belongs to (the file and its siblings) and swaps it in atomically. */
@@ -100,7 +111,7 @@ export class Catalog {
     // A change during a re-index needs one more pass; every caller meanwhile shares that pass.
     let next = this.followUps.get(base)
     if (next === undefined) {
-      next = running.then(() => { this.followUps.delete(base); return this.reindex(base) })
+      next = running.catch(() => {}).then(() => { this.followUps.delete(base); return this.reindex(base) })
       this.followUps.set(base, next)
     }
     return next
@@ -112,17 +123,42 @@ export class Catalog {
     return job
   }
 
+  /** Walks a directory again: its files (new, changed or gone) indexed, the directories below it known anew. */
+  async rescan (dir: string): Promise<void> {
+    const { files, dirs } = await this.root.walk(dir)
+    const below = (p: string) => dir === '' || p === dir || p.startsWith(dir + '/')
+    for (const d of [...this.dirMap.keys()]) if (below(d) && !dirs.has(d)) this.dirMap.delete(d)
+    for (const [d, ino] of dirs) this.dirMap.set(d, ino)
+    const bases = new Set(files.map(f => originalName(f.rel)))
+    for (const path of this.byPath.keys()) if (below(path)) bases.add(originalName(path))
+    const all = [...bases]
+    for (let i = 0; i < all.length; i += PARALLEL) await Promise.all(all.slice(i, i + PARALLEL).map(b => this.refresh(b).catch(() => {})))
+  }
+
+  /** A directory that is gone: it and everything below it. */
+  forget (dir: string): void {
+    for (const d of [...this.dirMap.keys()]) if (d === dir || d.startsWith(dir + '/')) this.dirMap.delete(d)
+    const gone = new Map<string, undefined>()
+    for (const path of this.byPath.keys()) if (path.startsWith(dir + '/')) gone.set(path, undefined)
+    this.swap(gone)
+  }
+
   /** Adds encodings made on the fly to a file, if it still has the content they were made from. */
   addEncodings (path: string, identityEtag: string, added: Loaded[]): boolean {
-    const current = this.assets.get(path)
+    const current = this.byPath.get(path)
     if (current === undefined || current.identity.etag !== identityEtag) return false
     this.swap(new Map([[path, withEncodings(current, added, this.opts.precompressed)]]))
     return true
   }
 
+  /** Indexes one group and swaps it in; rejects with Unavailable (nothing swapped) on a transient failure. */
   private async index (base: string, ctx: IndexContext): Promise<void> {
     let next: Map<string, Asset | undefined>
     try { next = await indexGroup(ctx, base) } catch (err) {
+      if (isTransient(err)) {
+        this.transient(err, base)
+        throw new Unavailable(err)
+      }
       // A file that cannot be read (permissions, vanished mid-read) is left out (404), not a failed start or a 500.
       this.warn(`unreadable:${base}`, { path: base, code: (err as NodeJS.ErrnoException).code }, 'cannot read a file; it is not served')
       next = new Map([base, ...ENCODINGS.map(e => base + e.suffix)].map(p => [p, undefined]))
@@ -137,39 +173,13 @@ export class Catalog {
     const before = new Set<Buffer>()
     const after = new Set<Buffer>()
     for (const [path, asset] of next) {
-      for (const rep of this.assets.get(path)?.reps ?? []) if (rep.body !== null) before.add(rep.body)
+      for (const rep of this.byPath.get(path)?.reps ?? []) if (rep.body !== null) before.add(rep.body)
       for (const rep of asset?.reps ?? []) if (rep.body !== null) after.add(rep.body)
-      if (asset === undefined) this.assets.delete(path)
-      else this.assets.set(path, asset)
+      if (asset === undefined) this.byPath.delete(path)
+      else this.byPath.set(path, asset)
     }
     for (const body of before) if (!after.has(body)) this.memoryUsed -= body.length
     for (const body of after) if (!before.has(body)) this.memoryUsed += body.length
-  }
-
-  private changed (rel: string): void {
-    this.onChange(rel).catch(err => this.opts.log.warn({ err, path: rel }, 'could not re-index a changed file'))
-  }
-
-  private async onChange (rel: string): Promise<void> {
-    if (this.ctx.root.hidden(rel)) return
-    const facts = await this.ctx.root.statInside(rel)
-    if (facts?.stats.isDirectory() === true) {
-      const { files, dirs } = await this.ctx.root.walk(rel)
-      for (const dir of dirs) this.dirs.add(dir)
-      this.watchers?.sync(this.dirs)
-      for (const f of files) await this.refresh(f.rel)
-      return
-    }
-    if (facts === undefined && this.dirs.has(rel)) return this.forgetDir(rel)
-    await this.refresh(rel)
-  }
-
-  private forgetDir (rel: string): void {
-    for (const d of [...this.dirs]) if (d === rel || d.startsWith(rel + '/')) this.dirs.delete(d)
-    this.watchers?.sync(this.dirs)
-    const gone = new Map<string, undefined>()
-    for (const path of this.assets.keys()) if (path.startsWith(rel + '/')) gone.set(path, undefined)
-    this.swap(gone)
   }
 }
 
@@ -188,7 +198,7 @@ function admit (files: FileFacts[], budget: number): Set<string> {
   const chosen = new Set<string>()
   let used = 0
   for (const f of [...files].sort((a, b) => a.stats.size - b.stats.size)) {
-    if (used + f.stats.size > budget) break
+    if (used + f.stats.size > budget || f.stats.size > MAX_IN_MEMORY) break
     used += f.stats.size
     chosen.add(f.rel)
   }

@@ -14,6 +14,11 @@ import type { FileFacts } from './walk.js'
 const QUIET_MS = 100
 const SETTLE_MS = 40
 const ATTEMPTS = 10
+/**
+ * fs.readFile refuses files of 2 GiB and more (ERR_FS_FILE_TOO_LARGE), whatever the memory budget:
+ * such files are streamed like any file beyond the budget.
+ */
+export const MAX_IN_MEMORY = 2 ** 31 - 1
 
 /**
  * Reads (or hashes) a file through one file handle and makes sure it did not change meanwhile. A
@@ -28,7 +33,7 @@ export async function loadFile (facts: FileFacts, coding: Coding, inMemory: (siz
       const { body, hash, stamp } = settled
       return { coding, file: facts.abs, size: stamp.size, stamp, etag: `"${hash}"`, body }
     }
-    if (attempt + 1 >= ATTEMPTS) throw new Error(`${facts.rel} keeps changing; not indexed`)
+    if (attempt + 1 >= ATTEMPTS) throw Object.assign(new Error(`${facts.rel} keeps changing`), { code: 'WASM_SERVE_CHANGING' })
     await delay(SETTLE_MS)
     await stat(facts.abs) // gone now: the caller's error path reports it
   }
@@ -42,7 +47,7 @@ async function readSettled (file: string, inMemory: (size: number) => boolean): 
     if (age >= 0 && age < QUIET_MS) await delay(QUIET_MS - age)
     const quiet = stampOf(await fh.stat())
     if (!sameFile(before, quiet)) return undefined
-    const body = inMemory(quiet.size) ? await fh.readFile() : null
+    const body = quiet.size <= MAX_IN_MEMORY && inMemory(quiet.size) ? await fh.readFile() : null
     const hash = body !== null ? await hashBufferAsync(body) : await hashHandle(fh, quiet.size)
     const after = stampOf(await fh.stat())
     if (!sameFile(quiet, after) || (body !== null && body.length !== after.size)) return undefined

@@ -24,6 +24,7 @@ import { sendError } from './errors.js'
 import { corsFor, preflight } from './cors.js'
 import { encodable, OnTheFly } from './onthefly.js'
 import { OptionsError } from './options.js'
+import { RETRY_AFTER_S, Unavailable } from './transient.js'
 import type { Asset } from './types.js'
 
 /** What an app can ask of a registered wasm-serve instance (`app.wasmServe`). */
@@ -48,8 +49,10 @@ export interface WasmServePluginOptions extends Omit<WasmServeOptions, 'root'> {
   root: string
   /** URL prefix the files are served under, e.g. "/static". */
   prefix?: string
-  /** Watch the root for changes (D16). Default true. */
+  /** Keep the catalog true to the disk (D16): watchers plus a periodic check. Default true. */
   watch?: boolean
+  /** Seconds between periodic checks of every file against the disk (with `watch`). Default 2. */
+  revalidate?: number
 }
 
 export type { WasmServeOptions, ResolvedOptions } from './options.js'
@@ -58,7 +61,7 @@ export { OptionsError, resolveOptions } from './options.js'
 const STATIC_METHODS = ['GET', 'HEAD'] as const
 
 async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePluginOptions): Promise<void> {
-  const { prefix: rawPrefix = '', watch = true, ...rest } = pluginOptions
+  const { prefix: rawPrefix = '', watch = true, revalidate = 2, ...rest } = pluginOptions
   const opts = resolveOptions(rest)
   if (opts.root === null) throw new Error('wasm-serve: the "root" option is required')
   const prefix = rawPrefix.replace(/\/+$/, '')
@@ -74,6 +77,7 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
     policy: compilePolicy(opts),
     log: fastify.log,
     watch,
+    revalidateMs: watch ? revalidate * 1000 : 0,
     // The rule the compression queue applies, so a file Varies (D7) only when it can get an encoding.
     encodable: onTheFly ? encodable({ tokens, minSize }) : () => false,
   })
@@ -163,8 +167,14 @@ function handle (input: HandleInput): Promise<unknown> | undefined {
   }
   // A directory URL looks its index.html up here too: `/` is the most requested page.
   const asset = catalog.get(resolved.lookup)
-  if (asset === undefined) return handleMiss(input, resolved.path, resolved.directory)
-  return serve(input, asset)
+  if (asset === undefined) return handleMiss(input, resolved.path, resolved.directory).catch(err => unavailable(reply, err))
+  return serve(input, asset)?.catch(err => unavailable(reply, err))
+}
+
+/** A file that exists but cannot be read just now (out of descriptors, mid-rewrite): 503, never 404. */
+function unavailable (reply: FastifyReply, err: unknown): FastifyReply {
+  if (!(err instanceof Unavailable)) throw err
+  return sendError(reply, 503, { 'retry-after': String(RETRY_AFTER_S) })
 }
 
 /** Directory indexes, redirects, files added since start-up, the SPA page. */
@@ -183,7 +193,9 @@ async function handleMiss (input: HandleInput, path: string, directory: boolean)
 
 function serve (input: HandleInput, asset: Asset): Promise<unknown> | undefined {
   const { request, reply, catalog, opts } = input
-  if (asset.isHtml && opts.earlyHints && asset.policy.links.length > 0 && request.method === 'GET') {
+  // 1xx only to HTTP/1.1 and later: an HTTP/1.0 client cannot tell an interim response from the
+  // final one (RFC 9110 §15.2). Chrome acts on 103 only over HTTP/2 anyway.
+  if (asset.isHtml && opts.earlyHints && asset.policy.links.length > 0 && request.method === 'GET' && request.raw.httpVersion !== '1.0') {
     // Fastify's writeEarlyHints promise resolves only when the response ends, so awaiting it would hang.
     void Promise.resolve(reply.writeEarlyHints({ link: asset.policy.links })).catch(() => {})
   }

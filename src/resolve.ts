@@ -7,8 +7,9 @@
 export type Resolution =
   /** `lookup`: the catalog path to try first, the directory's index.html for a directory URL. */
   | { ok: true, path: string, directory: boolean, lookup: string }
-  | { ok: false, status: 400 | 404 }
+  | { ok: false, status: 400 | 404 | 414 }
 
+/** Longer paths get 414 (RFC 9110 §15.5.15); no file system allows a longer relative path anyway. */
 const MAX_PATH = 4096
 const FORBIDDEN = /[\0-\x1f\x7f\\]/
 
@@ -28,7 +29,8 @@ export function resolvePath (rawPath: string, dotfiles: 'deny' | 'allow'): Resol
 }
 
 function resolveUncached (rawPath: string, dotfiles: 'deny' | 'allow'): Resolution {
-  if (rawPath.length > MAX_PATH || FORBIDDEN.test(rawPath)) return { ok: false, status: 400 }
+  if (rawPath.length > MAX_PATH) return { ok: false, status: 414 }
+  if (FORBIDDEN.test(rawPath)) return { ok: false, status: 400 }
   const decoded = decodeOnce(rawPath)
   if (decoded === undefined || isHostile(decoded)) return { ok: false, status: 400 }
   // Double-encoded attacks (%252e%252e) only work against a server that decodes twice; refuse them

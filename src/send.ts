@@ -8,6 +8,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Catalog } from './catalog.js'
 import { hashBuffer } from './etag.js'
 import { sameFile, stampOf } from './file-identity.js'
+import { isTransient, RETRY_AFTER_S, Unavailable } from './transient.js'
 import type { Asset, Representation } from './types.js'
 import { acceptedCodings, negotiate } from './negotiate.js'
 import { parseRange } from './range.js'
@@ -140,7 +141,10 @@ async function sendSnapshot (reply: FastifyReply, input: BodySpec): Promise<unkn
   const { rep } = input
   for (let i = 0; i < 5; i++) {
     let fh: FileHandle
-    try { fh = await open(rep.file, 'r') } catch { return reply.callNotFound() }
+    try { fh = await open(rep.file, 'r') } catch (err) {
+      if (isTransient(err)) throw new Unavailable(err)
+      return reply.callNotFound()
+    }
     try {
       const before = await fh.stat()
       const body = await fh.readFile()
@@ -156,5 +160,5 @@ async function sendSnapshot (reply: FastifyReply, input: BodySpec): Promise<unkn
       await fh.close()
     }
   }
-  return sendError(reply, 503)
+  return sendError(reply, 503, { 'retry-after': String(RETRY_AFTER_S) })
 }

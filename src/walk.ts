@@ -11,21 +11,28 @@ import { isHiddenPath } from './resolve.js'
 
 export interface FileFacts { rel: string, abs: string, stats: Stats }
 
+/** Files found by a walk, and directories (root-relative) with their inodes. */
+export interface Walked { files: FileFacts[], dirs: Map<string, number> }
+
 /** Logs a warning once per key (a file that stays unreadable is reported once, not per request). */
 export type WarnOnce = (key: string, obj: object, msg: string) => void
 
 export class RootDir {
-  private constructor (readonly real: string, private readonly dotfiles: 'deny' | 'allow', private readonly warn: WarnOnce) {}
+  private constructor (readonly given: string, private current: string, private readonly opts: { dotfiles: 'deny' | 'allow', warn: WarnOnce }) {}
 
   static async open (root: string, dotfiles: 'deny' | 'allow', warn: WarnOnce): Promise<RootDir> {
-    return new RootDir(await realpath(root), dotfiles, warn)
+    return new RootDir(root, await realpath(root), { dotfiles, warn })
   }
+
+  /** The root's real path; it moves when a symlinked root is pointed at a new release. */
+  get real (): string { return this.current }
+  moveTo (real: string): void { this.current = real }
 
   /** Absolute path of a directory given relative to the root. */
   abs (dir: string): string { return join(this.real, ...dir.split('/').filter(Boolean)) }
 
   hidden (rel: string): boolean {
-    return this.dotfiles === 'deny' && isHiddenPath(rel.split('/'))
+    return this.opts.dotfiles === 'deny' && isHiddenPath(rel.split('/'))
   }
 
   /**
@@ -37,7 +44,7 @@ export class RootDir {
     try {
       const target = await realpath(abs)
       if (target !== this.real && !target.startsWith(this.real + sep)) {
-        this.warn(rel, { path: rel }, 'not serving a symlink that leads outside the root')
+        this.opts.warn(rel, { path: rel }, 'not serving a symlink that leads outside the root')
         return undefined
       }
       return { rel, abs: target, stats: await stat(target) }
@@ -53,26 +60,31 @@ export class RootDir {
     return facts?.stats.isFile() === true ? facts : undefined
   }
 
-  /** Every servable file and directory below `dir` ('' for the root); symlink cycles are walked once. */
-  async walk (dir: string): Promise<{ files: FileFacts[], dirs: string[] }> {
-    const found = { files: [] as FileFacts[], dirs: [] as string[] }
+  /**
+   * Every servable file and directory below `dir` ('' for the root), directories with their inode
+   * (a directory replaced by another of the same name is noticed by it); symlink cycles are walked once.
+   */
+  async walk (dir: string): Promise<Walked> {
+    const found: Walked = { files: [], dirs: new Map() }
     await this.walkInto(dir, found, new Set())
     return found
   }
 
-  private async walkInto (dir: string, found: { files: FileFacts[], dirs: string[] }, seen: Set<string>): Promise<void> {
+  private async walkInto (dir: string, found: Walked, seen: Set<string>): Promise<void> {
     const abs = this.abs(dir)
     let entries
+    let ino: number
     try {
       const real = await realpath(abs)
       if (seen.has(real)) return // a symlink cycle
       seen.add(real)
+      ino = (await stat(real)).ino
       entries = await readdir(abs, { withFileTypes: true })
     } catch (err) {
-      this.warn(`unreadable:${dir}`, { path: dir, code: (err as NodeJS.ErrnoException).code }, 'cannot list a directory; it is not served')
+      this.opts.warn(`unreadable:${dir}`, { path: dir, code: (err as NodeJS.ErrnoException).code }, 'cannot list a directory; it is not served')
       return
     }
-    found.dirs.push(dir)
+    found.dirs.set(dir, ino)
     for (const entry of entries) {
       const rel = dir === '' ? entry.name : `${dir}/${entry.name}`
       if (this.hidden(rel)) continue

@@ -18,12 +18,21 @@ export class DirWatchers {
   constructor (private readonly abs: (dir: string) => string, private readonly changed: (rel: string) => void, private readonly warn: WarnOnce) {}
 
   /** Watches exactly these directories (root-relative, '' is the root). */
-  sync (dirs: ReadonlySet<string>): void {
+  sync (dirs: Iterable<string>): void {
     if (this.closed) return
+    const wanted = new Set(dirs)
     for (const [dir, watcher] of this.watchers) {
-      if (!dirs.has(dir)) { watcher.close(); this.watchers.delete(dir) }
+      if (!wanted.has(dir)) { watcher.close(); this.watchers.delete(dir) }
     }
-    for (const dir of dirs) if (!this.watchers.has(dir)) this.add(dir)
+    for (const dir of wanted) if (!this.watchers.has(dir)) this.add(dir)
+  }
+
+  /** Watches `dir` and everything below it anew: a watch follows an inode, and the directory may be another one now. */
+  rearm (dir: string, dirs: Iterable<string>): void {
+    for (const [d, watcher] of this.watchers) {
+      if (dir === '' || d === dir || d.startsWith(dir + '/')) { watcher.close(); this.watchers.delete(d) }
+    }
+    this.sync(dirs)
   }
 
   close (): void {
@@ -39,10 +48,18 @@ export class DirWatchers {
       const watcher = watch(this.abs(dir), { persistent: false }, (_event, name) => {
         if (name !== null) this.schedule(dir === '' ? String(name) : `${dir}/${String(name)}`)
       })
-      watcher.on('error', () => { watcher.close(); this.watchers.delete(dir) })
+      watcher.on('error', err => {
+        watcher.close()
+        this.watchers.delete(dir)
+        this.warn(`watch:${dir}`, { err, dir }, 'lost the watch on a directory; its changes are picked up by the periodic check')
+      })
       this.watchers.set(dir, watcher)
     } catch (err) {
-      this.warn(`watch:${dir}`, { err, dir }, 'cannot watch a directory for changes; new files are still found on request')
+      const limit = (err as NodeJS.ErrnoException).code === 'ENOSPC'
+      // Once for the limit (it concerns every directory after this one), once per directory otherwise.
+      this.warn(limit ? 'watch:limit' : `watch:${dir}`, { err, dir }, limit
+        ? 'the system\'s limit on watches is reached (sysctl fs.inotify.max_user_watches); changes in directories without a watch are picked up by the periodic check'
+        : 'cannot watch a directory; its changes are picked up by the periodic check')
     }
   }
 
