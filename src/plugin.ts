@@ -49,9 +49,9 @@ export interface WasmServePluginOptions extends Omit<WasmServeOptions, 'root'> {
   root: string
   /** URL prefix the files are served under, e.g. "/static". */
   prefix?: string
-  /** Keep the catalog true to the disk (D16): watchers plus a periodic check. Default true. */
+  /** Watch the root's directories for changes (D16). Default true. */
   watch?: boolean
-  /** Seconds between periodic checks of every file against the disk (with `watch`). Default 2. */
+  /** Seconds between periodic checks of every file against the disk; 0 for none. Default 2 with `watch`, else 0. */
   revalidate?: number
 }
 
@@ -61,7 +61,7 @@ export { OptionsError, resolveOptions } from './options.js'
 const STATIC_METHODS = ['GET', 'HEAD'] as const
 
 async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePluginOptions): Promise<void> {
-  const { prefix: rawPrefix = '', watch = true, revalidate = 2, ...rest } = pluginOptions
+  const { prefix: rawPrefix = '', watch = true, revalidate = watch ? 2 : 0, ...rest } = pluginOptions
   const opts = resolveOptions(rest)
   if (opts.root === null) throw new Error('wasm-serve: the "root" option is required')
   const prefix = rawPrefix.replace(/\/+$/, '')
@@ -77,7 +77,7 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
     policy: compilePolicy(opts),
     log: fastify.log,
     watch,
-    revalidateMs: watch ? revalidate * 1000 : 0,
+    revalidateMs: revalidate * 1000,
     // The rule the compression queue applies, so a file Varies (D7) only when it can get an encoding.
     encodable: onTheFly ? encodable({ tokens, minSize }) : () => false,
   })
