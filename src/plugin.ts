@@ -24,6 +24,7 @@ import { corsFor, preflight } from './cors.js'
 import { OnTheFly } from './onthefly.js'
 import { isCompressible } from './codecs.js'
 import { OptionsError } from './options.js'
+import { NoRootError } from './start-errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -49,7 +50,7 @@ const STATIC_METHODS = ['GET', 'HEAD'] as const
 async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePluginOptions): Promise<void> {
   const { prefix: rawPrefix = '', watch = true, ...rest } = pluginOptions
   const opts = resolveOptions(rest)
-  if (opts.root === null) throw new Error('wasm-serve: the "root" option is required')
+  if (opts.root === null) throw new NoRootError('the wasm-serve plugin needs a "root" option: the directory to serve', { option: '/root', value: null })
   const prefix = rawPrefix.replace(/\/+$/, '')
   const root = resolvePathOnDisk(opts.root)
   const { onTheFly, minSize } = opts.compress
@@ -113,7 +114,7 @@ function cacheDirFor (opts: ResolvedOptions, root: string): string {
   let realRoot = root
   try { realRoot = realpathSync(root) } catch {}
   for (const r of new Set([root, realRoot])) {
-    if (dir === r || dir.startsWith(r + sep)) throw new OptionsError([{ path: '/compress/cacheDir', message: 'must be outside the served root' }])
+    if (dir === r || dir.startsWith(r + sep)) throw new OptionsError([{ path: '/compress/cacheDir', message: `must be outside the served root ${r}`, value: dir }])
   }
   return dir
 }
