@@ -19,7 +19,7 @@ import { resolveOptions, type ResolvedOptions, type WasmServeOptions } from './o
 import { compilePolicy } from './policy.js'
 import { resolvePath } from './resolve.js'
 import { sendAsset } from './send.js'
-import { sendError } from './errors.js'
+import { sendError } from './http-errors.js'
 import { corsFor, preflight } from './cors.js'
 import { OnTheFly } from './onthefly.js'
 import { isCompressible } from './codecs.js'

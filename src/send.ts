@@ -8,7 +8,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { hashBuffer, type Asset, type Catalog, type Representation } from './catalog.js'
 import { acceptedCodings, negotiate } from './negotiate.js'
 import { parseRange } from './range.js'
-import { sendError } from './errors.js'
+import { sendError } from './http-errors.js'
 import { openChecked } from './file-body.js'
 
 export interface SendInput {
