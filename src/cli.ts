@@ -1,18 +1,19 @@
 #!/usr/bin/env node
 /**
- * `wasm-serve [dir]` and `wasm-serve compress <dir>`: a thin shell over the plugin (SPEC §1, §3).
+ * `wasm-serve [dir]` and `wasm-serve compress <dir>`: a thin shell over the plugin.
  * It turns flags, environment and the config file into options, binds, prints where it listens,
- * and closes gracefully on SIGTERM/SIGINT.
+ * and closes gracefully on SIGTERM/SIGINT. A start-up error (src/start-errors.ts) exits 2, any
+ * other failure 1.
  */
 import { readFileSync, statSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { helpText, parseCli, UsageError } from './config.js'
-import { OptionsError } from './options.js'
+import { helpText, parseCli } from './config.js'
 import { createServer } from './server.js'
-import { loadTls, TlsError, type TlsMaterial } from './tls.js'
+import { EXIT, NoRootError, StartError, startErrorText } from './start-errors.js'
+import { loadTls, type TlsMaterial } from './tls.js'
 
 const DEMO = fileURLToPath(new URL('../public', import.meta.url))
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
@@ -25,17 +26,17 @@ async function main (argv: string[]): Promise<number> {
     return runCompress(argv.slice(1))
   }
   const cli = parseCli(argv, process.env, process.cwd())
-  if (cli.help) { process.stdout.write(helpText()); return 0 }
-  if (cli.version) { process.stdout.write(`wasm-serve ${VERSION}\n`); return 0 }
+  if (cli.help) { process.stdout.write(helpText()); return EXIT.ok }
+  if (cli.version) { process.stdout.write(`wasm-serve ${VERSION}\n`); return EXIT.ok }
   const root = cli.options.root ?? DEMO
   const label = cli.rootLabel ?? 'the demo'
-  if (!isDirectory(root)) throw new UsageError(`directory not found: ${label}`)
+  if (!isDirectory(root)) throw new NoRootError(`directory not found: ${label}`, { option: '/root', value: label })
   const tls = await loadTls(cli.options.https)
   const app = await createServer({ options: { ...cli.options, root }, ...(tls !== undefined ? { tls } : {}) })
   const address = await listen(app, cli.options.host, cli.options.port)
   announce({ label, address, tls })
   closeOnSignals(app)
-  return 0
+  return EXIT.ok
 }
 
 function isDirectory (path: string): boolean {
@@ -70,7 +71,7 @@ function announce (input: { label: string, address: string, tls: TlsMaterial | u
   }
 }
 
-/** SIGTERM/SIGINT: stop accepting, let in-flight responses finish, exit 0 (SPEC §5). */
+/** SIGTERM/SIGINT: stop accepting, let in-flight responses finish, exit 0. */
 function closeOnSignals (app: FastifyInstance): void {
   let closing = false
   // HTTP/2 sessions (a browser tab keeps one open) are not connections server.close() ends by itself.
@@ -87,12 +88,12 @@ function closeOnSignals (app: FastifyInstance): void {
     const force = setTimeout(() => {
       (app.server as { closeAllConnections?: () => void }).closeAllConnections?.()
       for (const session of sessions) session.destroy()
-      process.exit(0)
+      process.exit(EXIT.ok)
     }, SHUTDOWN_GRACE_MS)
     force.unref()
     // Sessions stop taking new streams; streams under way finish (graceful GOAWAY).
     for (const session of sessions) session.close()
-    app.close().then(() => process.exit(0), () => process.exit(1))
+    app.close().then(() => process.exit(EXIT.ok), () => process.exit(EXIT.failed))
   }
   process.on('SIGTERM', () => close('SIGTERM'))
   process.on('SIGINT', () => close('SIGINT'))
@@ -117,8 +118,12 @@ function keepSendingOnClose (app: FastifyInstance): void {
   }
 }
 
-main(process.argv.slice(2)).then(code => { if (code !== 0) process.exitCode = code }, (err: unknown) => {
-  if (err instanceof UsageError || err instanceof OptionsError || err instanceof TlsError) process.stderr.write(`wasm-serve: ${err.message}\n`)
-  else process.stderr.write(`wasm-serve: ${(err as Error).message ?? String(err)}\n`)
-  process.exitCode = 1
+main(process.argv.slice(2)).then(code => { if (code !== EXIT.ok) process.exitCode = code }, (err: unknown) => {
+  if (err instanceof StartError) {
+    process.stderr.write(startErrorText(err))
+    process.exitCode = EXIT.usage
+  } else {
+    process.stderr.write(`wasm-serve: ${(err as Error).message ?? String(err)}\n`)
+    process.exitCode = EXIT.failed
+  }
 })

@@ -1,12 +1,13 @@
 /**
- * The CLI's half of configuration (SPEC §3): flags, environment and the config file turned into the
+ * The CLI's half of configuration: flags, environment and the config file turned into the
  * one options object the plugin takes. Precedence: defaults < file < `WASM_SERVE_*` / PORT / HOST <
  * flags. Every flag is declared once in FLAGS, next to the option it sets; `--help` is printed from it.
  */
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { OptionsError, OptionsSchema, resolveOptions, type OptionProblem, type ResolvedOptions } from './options.js'
+import { OptionsSchema, resolveOptions, type ResolvedOptions } from './options.js'
+import { EXIT, flagNamedIn, OptionsError, UsageError, type OptionProblem } from './start-errors.js'
 
 type Raw = Record<string, unknown>
 
@@ -39,7 +40,7 @@ export const FLAGS: Flag[] = [
   { name: 'https', doc: 'serve HTTPS + HTTP/2 with a self-signed certificate (development only)' },
   { name: 'tls-cert', arg: 'FILE', doc: 'PEM certificate: serve HTTPS + HTTP/2 (with --tls-key)' },
   { name: 'tls-key', arg: 'FILE', doc: 'PEM private key for --tls-cert' },
-  { name: 'memory-budget', key: 'memoryBudget', arg: 'SIZE', doc: 'bytes of files held in memory (default 256MB)' },
+  { name: 'memory-budget', key: 'memoryBudget', arg: 'SIZE', doc: 'bytes of files held in memory, e.g. 64MB or 1.5GiB (KB = KiB = 1024; default 256MB)' },
   { name: 'quiet', short: 'q', doc: 'no request log lines (log level warn)' },
   { name: 'log-level', key: 'logLevel', arg: 'LEVEL', doc: 'fatal, error, warn, info (default), debug, trace or silent' },
   { name: 'help', short: 'h', doc: 'show this help' },
@@ -54,8 +55,6 @@ export interface CliRequest {
   rootLabel: string | null
 }
 
-export class UsageError extends Error { readonly code = 'WASM_SERVE_USAGE' }
-
 /** Parses argv (without node and script) and env into validated options. Throws UsageError or OptionsError. */
 export function parseCli (argv: string[], env: NodeJS.ProcessEnv, cwd: string): CliRequest {
   const parsed = parseFlags(argv)
@@ -63,19 +62,20 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv, cwd: string): 
   if (values.help === true || values.version === true) {
     return { options: resolveOptions({}), help: values.help === true, version: values.version === true, rootLabel: null }
   }
-  if (parsed.positionals.length > 1) throw new UsageError(`expected at most one directory, got: ${parsed.positionals.join(' ')}`)
-  // SPEC §3: every problem at once — the file's, and those of the environment and flags on top.
+  if (parsed.positionals.length > 1) throw new UsageError(`expected at most one directory, got: ${parsed.positionals.join(' ')}`, { value: parsed.positionals })
+  // Every problem at once: the file's, and those of the environment and flags on top.
   const problems: OptionProblem[] = []
   let file: Raw = {}
   if (typeof values.config === 'string') {
     const path = resolve(cwd, values.config)
     try { file = readConfigFile(path) } catch (err) {
       if (!(err instanceof OptionsError)) throw err
-      problems.push(...err.problems.map(p => ({ path: p.path, message: `${p.message} (config file ${path})` })))
+      problems.push(...err.problems.map(p => ({ ...p, from: `config file ${path}` })))
       file = {}
     }
   }
-  const layered: Raw = { ...file, ...fromEnv(env), ...fromFlags(values), ...tlsFlags(values, cwd) }
+  const flags = fromFlags(values)
+  const layered: Raw = { ...file, ...fromEnv(env), ...flags, ...tlsFlags(values, cwd) }
   if (values.quiet === true && values['log-level'] === undefined) layered.logLevel = 'warn'
   const dir = parsed.positionals[0]
   if (dir !== undefined) layered.root = resolve(cwd, dir)
@@ -83,7 +83,7 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv, cwd: string): 
   let options: CliRequest['options'] | undefined
   try { options = resolveOptions(layered, 'options') as CliRequest['options'] } catch (err) {
     if (!(err instanceof OptionsError)) throw err
-    problems.push(...err.problems)
+    problems.push(...err.problems.map(p => ({ ...p, from: originOf(p.path, flags, env) })))
   }
   if (problems.length > 0 || options === undefined) throw new OptionsError(problems, 'configuration')
   return { options, help: false, version: false, rootLabel: dir ?? (typeof layered.root === 'string' ? layered.root : null) }
@@ -99,8 +99,20 @@ function parseFlags (argv: string[]) {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true })
   } catch (err) {
-    throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''))
+    const message = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '')
+    throw new UsageError(message, { option: flagNamedIn(message) })
   }
+}
+
+/** The flag or variable that set a top-level option, named next to a problem with its value. */
+function originOf (path: string, flags: Raw, env: NodeJS.ProcessEnv): string | undefined {
+  const key = path.split('/')[1] ?? ''
+  const flag = FLAGS.find(f => f.key === key)
+  if (flag !== undefined && key in flags) return `flag --${flag.name}`
+  // PORT and HOST count too; WASM_SERVE_PORT and WASM_SERVE_HOST win over them.
+  const names = key === 'port' || key === 'host' ? [envName(key), key.toUpperCase()] : [envName(key)]
+  const name = names.find(n => env[n] !== undefined && env[n] !== '')
+  return name === undefined ? undefined : `environment ${name}`
 }
 
 function fromFlags (values: Record<string, unknown>): Raw {
@@ -117,7 +129,8 @@ function tlsFlags (values: Record<string, unknown>, cwd: string): Raw {
   const cert = values['tls-cert']
   const key = values['tls-key']
   if (typeof cert === 'string' && typeof key === 'string') return { https: { cert: resolve(cwd, cert), key: resolve(cwd, key) } }
-  if (cert !== undefined || key !== undefined) throw new UsageError('--tls-cert and --tls-key go together')
+  if (typeof cert === 'string') throw new UsageError('--tls-cert and --tls-key go together', { option: '--tls-cert', value: cert })
+  if (typeof key === 'string') throw new UsageError('--tls-cert and --tls-key go together', { option: '--tls-key', value: key })
   return values.https === true ? { https: true } : {}
 }
 
@@ -129,7 +142,8 @@ export function fromEnv (env: NodeJS.ProcessEnv): Raw {
   for (const key of Object.keys(OptionsSchema.properties)) {
     const value = env[envName(key)]
     if (value === undefined || value === '' || key === 'root') continue
-    const parsed = key === 'cors' && value !== 'false' ? (value.startsWith('{') ? parseEnvValue(value) : origins(value)) : parseEnvValue(value)
+    // A size goes to the size grammar as typed, as the flag's value does: "1e3" is not JSON's 1000 there.
+    const parsed = key === 'memoryBudget' ? value : key === 'cors' && value !== 'false' ? (value.startsWith('{') ? parseEnvValue(value) : origins(value)) : parseEnvValue(value)
     const isList = (OptionsSchema.properties as Record<string, { type?: string }>)[key]?.type === 'array'
     out[key] = isList && typeof parsed === 'string' ? [parsed] : parsed
   }
@@ -145,9 +159,9 @@ function parseEnvValue (value: string): unknown {
 /** Reads and validates the config file on its own, so its problems are reported with its name. */
 function readConfigFile (file: string): Raw {
   let text: string
-  try { text = readFileSync(file, 'utf8') } catch { throw new UsageError(`cannot read config file ${file}`) }
+  try { text = readFileSync(file, 'utf8') } catch { throw new UsageError(`cannot read config file ${file}`, { option: '--config', value: file }) }
   let data: unknown
-  try { data = JSON.parse(text) } catch (err) { throw new UsageError(`config file ${file} is not valid JSON: ${(err as Error).message}`) }
+  try { data = JSON.parse(text) } catch (err) { throw new UsageError(`config file ${file} is not valid JSON: ${(err as Error).message}`, { option: '--config', value: file }) }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new OptionsError([{ path: '', message: 'expected an object' }], `config file ${file}`)
   resolveOptions(data, `config file ${file}`)
   const raw = data as Raw
@@ -167,7 +181,7 @@ export function helpText (): string {
   })
   return [
     'Usage: wasm-serve [dir] [options]',
-    '       wasm-serve compress <dir> [--encodings br,zstd,gzip] [--min-size N] [--dry-run] [--force]',
+    '       wasm-serve compress <dir> [--encodings br,zstd,gzip] [--min-size SIZE] [--dry-run] [--force]',
     '',
     'Serves dir (default: the bundled demo) with WebAssembly-tuned delivery: exact types, precompressed',
     'siblings, Content-Length and X-Decoded-Content-Length, content ETags, ranges, cache policy.',
@@ -177,5 +191,8 @@ export function helpText (): string {
     '',
     `Every config key can also be set as WASM_SERVE_<KEY> (e.g. ${envName('memoryBudget')}=64MB, ${envName('crossOriginIsolation')}=require-corp).`,
     'Precedence: defaults < config file < environment < flags.',
+    '',
+    `Exit codes: ${EXIT.ok} stopped cleanly (SIGTERM, SIGINT); ${EXIT.usage} a usage, option, config file, directory or`,
+    `certificate error, nothing served; ${EXIT.failed} any other failure (no port could be bound, say).`,
   ].join('\n') + '\n'
 }

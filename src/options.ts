@@ -1,12 +1,15 @@
 /**
  * Options: validation against the one schema (src/schema.ts, loaded here as the JSON it generates),
- * defaults, and every problem reported at once with its JSON path (STYLE 4).
+ * defaults, sizes read into bytes, and every problem reported at once with its JSON path.
  */
 import { createRequire } from 'node:module'
 import type { Static } from '@sinclair/typebox'
 import type { ErrorObject, ValidateFunction } from 'ajv'
-import bytes from 'bytes'
 import type { OptionsSchema as DefinedSchema, Route } from './schema.js'
+import { parseSize } from './size.js'
+import { OptionsError, type OptionProblem } from './start-errors.js'
+
+export { OptionsError, type OptionProblem } from './start-errors.js'
 
 const require = createRequire(import.meta.url)
 
@@ -16,8 +19,11 @@ export const OptionsSchema = require('./options.schema.json') as typeof DefinedS
 /** Options as a user writes them (plugin options, config file). */
 export type WasmServeOptions = Static<typeof OptionsSchema>
 type DeepRequired<T> = T extends unknown[] ? T : T extends object ? { [K in keyof T]-?: DeepRequired<T[K]> } : T
-/** Options after defaults are applied. `memoryBudget` is in bytes. */
-export type ResolvedOptions = Omit<DeepRequired<WasmServeOptions>, 'memoryBudget'> & { memoryBudget: number }
+type Full = DeepRequired<WasmServeOptions>
+/** The options that take a size ("64MB"), in bytes once resolved. */
+interface Sizes { memoryBudget: number, compress: Omit<Full['compress'], 'minSize'> & { minSize: number } }
+/** Options after defaults are applied, with `memoryBudget` and `compress.minSize` in bytes. */
+export type ResolvedOptions = Omit<Full, keyof Sizes> & Sizes
 export type RouteOptions = Static<typeof Route>
 
 /**
@@ -26,24 +32,26 @@ export type RouteOptions = Static<typeof Route>
  */
 const check = require('./options.validate.cjs') as ValidateFunction
 
-/** One problem found in the options, with its JSON path (RFC 6901), e.g. `/routes/0/match`. */
-export interface OptionProblem { path: string, message: string }
-
-export class OptionsError extends Error {
-  readonly code = 'WASM_SERVE_BAD_OPTIONS'
-  constructor (readonly problems: OptionProblem[], readonly source = 'options') {
-    super(`invalid ${source}:\n` + problems.map(p => `  ${p.path || '/'}: ${p.message}`).join('\n'))
-  }
-}
-
 /** Validates user options, fills defaults, and returns resolved options, or throws every problem at once. */
 export function resolveOptions (input: unknown, source = 'options'): ResolvedOptions {
   const copy = structuredClone(input ?? {}) as Record<string, unknown>
   const problems = check(copy) ? [] : describe(check.errors ?? [])
   problems.push(...checkHeaders(copy))
+  if (problems.length === 0) problems.push(...readSizes(copy))
   if (problems.length > 0) throw new OptionsError(problems, source)
-  const opts = copy as unknown as ResolvedOptions & { memoryBudget: number | string }
-  return { ...opts, memoryBudget: typeof opts.memoryBudget === 'number' ? opts.memoryBudget : bytes.parse(opts.memoryBudget) ?? 0 }
+  return copy as unknown as ResolvedOptions
+}
+
+/** Sizes in bytes, in place: the schema has checked their grammar, this that they are exact integers (< 2^53). */
+function readSizes (opts: Record<string, unknown>): OptionProblem[] {
+  const compress = opts.compress as Record<string, unknown>
+  const problems: OptionProblem[] = []
+  for (const [holder, key, path] of [[opts, 'memoryBudget', '/memoryBudget'], [compress, 'minSize', '/compress/minSize']] as const) {
+    const size = parseSize(holder[key] as string | number)
+    if (size === undefined) problems.push({ path, message: 'is more than 8 PiB (2^53 bytes)', value: holder[key] })
+    else holder[key] = size
+  }
+  return problems
 }
 
 /** Turns Ajv's errors into one line per problem; a failed union becomes one "expected …" line. */
@@ -52,7 +60,8 @@ function describe (errors: ErrorObject[]): OptionProblem[] {
   const out: OptionProblem[] = []
   for (const e of errors) {
     if (e.keyword !== 'anyOf' && [...unionPaths].some(p => e.instancePath === p && e.schemaPath.includes('/anyOf/'))) continue
-    out.push({ path: e.instancePath, message: messageOf(e) })
+    // An unknown key's "value" is the whole object around it: the message names the key instead.
+    out.push({ path: e.instancePath, message: messageOf(e), ...(e.keyword === 'additionalProperties' ? {} : { value: e.data }) })
   }
   return out.filter((p, i) => out.findIndex(q => q.path === p.path && q.message === p.message) === i)
 }
@@ -87,13 +96,13 @@ function checkHeaders (opts: Record<string, unknown>): OptionProblem[] {
   routes.forEach((route, i) => {
     if (route === null || typeof route !== 'object') return
     const cacheControl = (route as { cacheControl?: unknown }).cacheControl
-    if (typeof cacheControl === 'string' && BAD_VALUE.test(cacheControl)) problems.push({ path: `/routes/${i}/cacheControl`, message: BAD_VALUE_MESSAGE })
+    if (typeof cacheControl === 'string' && BAD_VALUE.test(cacheControl)) problems.push({ path: `/routes/${i}/cacheControl`, message: BAD_VALUE_MESSAGE, value: cacheControl })
     if (typeof route.headers !== 'object' || route.headers === null) return
     for (const [name, value] of Object.entries(route.headers)) {
       const path = `/routes/${i}/headers/${name.replace(/~/g, '~0').replace(/\//g, '~1')}`
       if (!HEADER_NAME.test(name)) problems.push({ path, message: 'header names must be HTTP tokens (RFC 9110 §5.1)' })
       if (HOP_BY_HOP.has(name.toLowerCase())) problems.push({ path, message: `"${name}" is set by the server and may not be configured` })
-      if (typeof value === 'string' && BAD_VALUE.test(value)) problems.push({ path, message: BAD_VALUE_MESSAGE })
+      if (typeof value === 'string' && BAD_VALUE.test(value)) problems.push({ path, message: BAD_VALUE_MESSAGE, value })
     }
   })
   return problems

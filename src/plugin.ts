@@ -20,10 +20,11 @@ import { resolveOptions, type ResolvedOptions, type WasmServeOptions } from './o
 import { compilePolicy } from './policy.js'
 import { resolvePath } from './resolve.js'
 import { sendAsset } from './send.js'
-import { sendError } from './errors.js'
+import { sendError } from './http-errors.js'
 import { corsFor, preflight } from './cors.js'
 import { encodable, OnTheFly } from './onthefly.js'
 import { OptionsError } from './options.js'
+import { NoRootError } from './start-errors.js'
 import { RETRY_AFTER_S, Unavailable } from './transient.js'
 import type { Asset } from './types.js'
 
@@ -57,13 +58,14 @@ export interface WasmServePluginOptions extends Omit<WasmServeOptions, 'root'> {
 
 export type { WasmServeOptions, ResolvedOptions } from './options.js'
 export { OptionsError, resolveOptions } from './options.js'
+export { NoRootError, StartError } from './start-errors.js'
 
 const STATIC_METHODS = ['GET', 'HEAD'] as const
 
 async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePluginOptions): Promise<void> {
   const { prefix: rawPrefix = '', watch = true, revalidate = watch ? 2 : 0, ...rest } = pluginOptions
   const opts = resolveOptions(rest)
-  if (opts.root === null) throw new Error('wasm-serve: the "root" option is required')
+  if (opts.root === null) throw new NoRootError('the wasm-serve plugin needs a "root" option: the directory to serve', { option: '/root', value: null })
   const prefix = rawPrefix.replace(/\/+$/, '')
   const root = resolvePathOnDisk(opts.root)
   const { onTheFly, minSize } = opts.compress
@@ -137,7 +139,7 @@ function cacheDirFor (opts: ResolvedOptions, root: string): string {
   let realRoot = root
   try { realRoot = realpathSync(root) } catch {}
   for (const r of new Set([root, realRoot])) {
-    if (dir === r || dir.startsWith(r + sep)) throw new OptionsError([{ path: '/compress/cacheDir', message: 'must be outside the served root' }])
+    if (dir === r || dir.startsWith(r + sep)) throw new OptionsError([{ path: '/compress/cacheDir', message: `must be outside the served root ${r}`, value: dir }])
   }
   return dir
 }

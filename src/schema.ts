@@ -1,5 +1,5 @@
 /**
- * Every option wasm-serve has, defined once (STYLE 3): type, default and doc text live in this JSON
+ * Every option wasm-serve has, defined once: type, default and doc text live in this JSON
  * Schema, written with TypeBox so the plugin's TypeScript types come from it too. It is used for
  * types only at run time: `npm run schema` writes it to src/options.schema.json, which the server
  * loads (TypeBox's modules cost 3–4 MB of RSS), and test/config.test.ts fails when the
@@ -7,10 +7,15 @@
  * list all come from it.
  */
 import { Type, type TSchema } from '@sinclair/typebox'
+import { SIZE_EXPECTED, SIZE_PATTERN } from './size.js'
 
 /** `expected` is our own keyword: the one-line description used in error messages for unions. */
 const oneOf = <T extends TSchema[]>(schemas: [...T], expected: string, extra: object) =>
   Type.Union(schemas, { expected, ...extra })
+
+/** A size: a byte count, or a string in the one size grammar of src/size.ts ("64MB", "1.5MiB"). */
+const size = (extra: object) => oneOf([Type.Integer({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN })], SIZE_EXPECTED, extra)
+const SIZE_DOC = 'A byte count or a size: B, KB, MB, GB, TB or KiB … TiB, any case, decimals allowed ("1.5MB"); KB = KiB = 1024 bytes.'
 
 export const Route = Type.Object({
   match: Type.String({ minLength: 1, description: 'Glob over the served file\'s path relative to the root (picomatch syntax), e.g. "**/*.html" or "assets/**". `/` is matched as "index.html".' }),
@@ -26,7 +31,7 @@ export const OptionsSchema = Type.Object({
   precompressed: Type.Optional(Type.Array(Type.Union([Type.Literal('br'), Type.Literal('zstd'), Type.Literal('gzip')]), { uniqueItems: true, default: ['br', 'zstd', 'gzip'], description: 'Which precompressed siblings (x.br, x.zst, x.gz) are served, in server preference order for q-value ties.' })),
   compress: Type.Optional(Type.Object({
     onTheFly: Type.Optional(Type.Boolean({ default: true, description: 'Compress compressible files that have no siblings, once, off the event loop, and cache the result.' })),
-    minSize: Type.Optional(Type.Integer({ minimum: 0, default: 1024, description: 'Files smaller than this many bytes are never encoded (they would grow).' })),
+    minSize: Type.Optional(size({ default: 1024, description: `Files smaller than this are never encoded (they would grow). ${SIZE_DOC}` })),
     cacheDir: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'Where encodings made on the fly are kept beyond the memory budget; null means wasm-serve-cache-<uid> under the OS temp dir. Never inside the root; refused unless owned by this user and not writable by others.' })),
   }, { additionalProperties: false, default: {}, description: 'On-the-fly compression of files without siblings.' })),
   crossOriginIsolation: Type.Optional(oneOf([Type.Literal(false), Type.Literal('require-corp'), Type.Literal('credentialless')], 'false, "require-corp" or "credentialless"', { default: false, description: 'Send COOP same-origin and this COEP on documents and CORP on assets, so crossOriginIsolated is true (wasm threads, SharedArrayBuffer).' })),
@@ -37,7 +42,7 @@ export const OptionsSchema = Type.Object({
   preload: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { default: [], description: 'Preload links added to every HTML response (CLI --preload URL, repeatable), after any route preloads.' })),
   spa: Type.Optional(oneOf([Type.Literal(false), Type.String({ pattern: '\\.html?$' })], 'false or the page to serve, e.g. "index.html"', { default: false, description: 'Answer unknown extension-less paths that accept HTML with this page. Paths with an extension are still 404.' })),
   dotfiles: Type.Optional(Type.Union([Type.Literal('deny'), Type.Literal('allow')], { default: 'deny', description: '"deny" answers 404 for any path with a segment starting with "." (except .well-known); "allow" serves them.' })),
-  memoryBudget: Type.Optional(oneOf([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^\\s*\\d+(\\.\\d+)?\\s*([kKmMgGtT]?[bB])?\\s*$' })], 'a byte count or a size like "256MB"', { default: '256MB', description: 'Bytes of file contents (all representations) held in memory; larger files are streamed from disk with their known length.' })),
+  memoryBudget: Type.Optional(size({ default: '256MB', description: `Bytes of file contents (all representations) held in memory; larger files are streamed from disk with their known length. ${SIZE_DOC}` })),
   routes: Type.Optional(Type.Array(Route, { default: [], description: 'Cache policy and extra headers by glob; the first matching route wins.' })),
   https: Type.Optional(oneOf([Type.Boolean(), Type.Object({
     cert: Type.String({ minLength: 1, description: 'PEM certificate file (chain), relative to the config file.' }),

@@ -12,7 +12,7 @@ import { isTransient, RETRY_AFTER_S, Unavailable } from './transient.js'
 import type { Asset, Representation } from './types.js'
 import { acceptedCodings, negotiate } from './negotiate.js'
 import { parseRange } from './range.js'
-import { sendError } from './errors.js'
+import { sendError } from './http-errors.js'
 import { openChecked } from './file-body.js'
 
 export interface SendInput {

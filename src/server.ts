@@ -4,7 +4,7 @@
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify'
 import wasmServe from './plugin.js'
-import { sendError } from './errors.js'
+import { sendError } from './http-errors.js'
 import type { ResolvedOptions } from './options.js'
 import type { TlsMaterial } from './tls.js'
 

@@ -170,6 +170,7 @@ t.test('--help lists every flag and exits 0', async t => {
   t.match(proc.out.stdout, /^Usage: wasm-serve/)
   for (const flag of FLAGS) t.match(proc.out.stdout, `--${flag.name}`, `mentions --${flag.name}`)
   t.match(proc.out.stdout, 'wasm-serve compress')
+  t.match(proc.out.stdout, /^Exit codes: 0 stopped cleanly .*; 2 a usage, option, config file, directory or\ncertificate error, nothing served; 1 any other failure/m, 'lists the exit codes')
   const short = runCli(t, ['-h'])
   t.equal((await short.exited).code, 0)
   t.equal(short.out.stdout, proc.out.stdout, '-h is --help')
@@ -184,12 +185,12 @@ t.test('--version prints the version from package.json and exits 0', async t => 
   }
 })
 
-t.test('a missing directory is an error naming it, exit 1, nothing bound', async t => {
+t.test('a missing directory is an error naming it, exit 2, nothing bound', async t => {
   const port = await freePort()
   const missing = join(SITE, 'no-such-dir')
   const proc = runCli(t, [missing, '--port', String(port)])
   const { code } = await proc.exited
-  t.equal(code, 1)
+  t.equal(code, 2)
   t.match(proc.out.stderr, missing, 'stderr names the directory')
   t.equal(proc.out.stderr.trim().split('\n').length, 1, 'one line, no stack trace')
   t.notMatch(proc.out.stdout, /listening|serving/)
@@ -198,22 +199,22 @@ t.test('a missing directory is an error naming it, exit 1, nothing bound', async
 
 t.test('a missing directory is named as the user typed it', async t => {
   const proc = runCli(t, ['./nope-dir', '--port', '0'], { cwd: SITE })
-  t.equal((await proc.exited).code, 1)
+  t.equal((await proc.exited).code, 2)
   t.match(proc.out.stderr, './nope-dir')
 })
 
-t.test('an unknown flag is a clear error with exit 1', async t => {
+t.test('an unknown flag is a clear error with exit 2', async t => {
   const proc = runCli(t, [SITE, '--prot', '8081'])
   const { code } = await proc.exited
-  t.equal(code, 1)
+  t.equal(code, 2)
   t.match(proc.out.stderr, /^wasm-serve: .*--prot/m, 'names the flag')
   t.notMatch(proc.out.stderr, /\n\s+at /, 'no stack trace')
   t.notMatch(proc.out.stdout, /serving/)
 })
 
-t.test('two directories are a clear error with exit 1', async t => {
+t.test('two directories are a clear error with exit 2', async t => {
   const proc = runCli(t, [SITE, SITE, '--port', '0'])
-  t.equal((await proc.exited).code, 1)
+  t.equal((await proc.exited).code, 2)
   t.match(proc.out.stderr, /at most one directory/)
 })
 
@@ -322,4 +323,40 @@ t.test('with no directory it serves the bundled demo from public/', async t => {
   t.equal(res.statusCode, 200)
   t.match(String(res.headers['content-type']), /^text\/html/)
   t.ok(body.equals(readFileSync(join(ROOT, 'public/index.html'))), 'the demo page, byte for byte')
+})
+
+t.test('every start-up error exits 2 with one message of the same shape, and nothing bound', async t => {
+  const port = String(await freePort())
+  const missing = join(SITE, 'missing.pem')
+  // [what, args, env, what stderr names]; usage mistakes also point at --help.
+  const cases: Array<[string, string[], Record<string, string>, string, boolean]> = [
+    ['an unknown flag', [SITE, '--prot', '80'], {}, '--prot', true],
+    ['two directories', [SITE, SITE], {}, 'at most one directory', true],
+    ['--tls-cert without --tls-key', [SITE, '--tls-cert', missing], {}, '--tls-cert', true],
+    ['an unreadable config file', [SITE, '--config', missing], {}, missing, true],
+    ['a bad size flag', [SITE, '--memory-budget', '12 parsecs'], {}, '"12 parsecs" (flag --memory-budget)', false],
+    ['a bad size variable', [SITE], { WASM_SERVE_MEMORY_BUDGET: 'lots' }, '"lots" (environment WASM_SERVE_MEMORY_BUDGET)', false],
+    ['a missing directory', [join(SITE, 'nope')], {}, join(SITE, 'nope'), false],
+    ['an unreadable TLS key', [SITE, '--tls-cert', missing, '--tls-key', missing], {}, missing, false],
+    ['a cache dir inside the root (refused by the plugin)', [SITE], { WASM_SERVE_COMPRESS: JSON.stringify({ cacheDir: join(SITE, 'cache') }) }, '/compress/cacheDir', false],
+  ]
+  await Promise.all(cases.map(async ([what, args, env, names, usage]) => {
+    const proc = runCli(t, [...args, '--port', port], { env })
+    t.equal((await proc.exited).code, 2, `${what}: exit 2`)
+    t.match(proc.out.stderr, /^wasm-serve: \S/, `${what}: "wasm-serve: …"`)
+    t.match(proc.out.stderr, names, `${what}: names ${names}`)
+    t.equal(/ \(see wasm-serve --help\)\n$/.test(proc.out.stderr), usage, `${what}: ${usage ? 'points' : 'does not point'} at --help`)
+    t.notMatch(proc.out.stderr, /\n\s+at /, `${what}: no stack trace`)
+    t.notMatch(proc.out.stdout, SERVING, `${what}: never served`)
+  }))
+  t.ok(await isFree(Number(port)), 'the port was never taken')
+})
+
+t.test('wasm-serve compress reports usage errors the same way, with the same exit code', async t => {
+  const proc = runCli(t, ['compress', SITE, '--min-size', '12 parsecs'])
+  t.equal((await proc.exited).code, 2)
+  t.equal(proc.out.stderr, 'wasm-serve compress: --min-size: expected a byte count or a size like 64MB, 1.5MiB or "512 KB" (KB = KiB = 1024 bytes), got "12 parsecs" (see wasm-serve compress --help)\n')
+  const help = runCli(t, ['compress', '--help'])
+  t.equal((await help.exited).code, 0)
+  t.match(help.out.stdout, /^Exit codes: 0 done; 2 a usage error, nothing written; 1 a file or directory could not be read or\nwritten; 130 interrupted/m)
 })

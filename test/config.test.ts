@@ -7,10 +7,15 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import Fastify from 'fastify'
 import { request } from 'undici'
-import { parseCli, UsageError } from '../src/config.js'
+import { parseCompressArgs } from '../src/compress/args.js'
+import { parseCli } from '../src/config.js'
 import { OptionsError, OptionsSchema, resolveOptions, type OptionProblem } from '../src/options.js'
+import wasmServe, { OptionsError as PluginOptionsError, type WasmServePluginOptions } from '../src/plugin.js'
 import { OptionsSchema as DefinedSchema } from '../src/schema.js'
+import { NoRootError, StartError, TlsError, UsageError } from '../src/start-errors.js'
+import { loadTls } from '../src/tls.js'
 import { ROOT, runCli, serveCli, SERVING } from './helpers/cli.js'
 
 const EXAMPLE = join(ROOT, 'config.example.json')
@@ -133,7 +138,7 @@ t.test('a config file with several mistakes', async t => {
     const port = await freePort()
     const run = runCli(t, ['--config', file, '--port', String(port), SITE])
     const { code } = await run.exited
-    t.not(code, 0, 'exit code is not 0')
+    t.equal(code, 2, 'exit code 2, as every start-up error')
     t.notMatch(run.out.stdout, SERVING, 'never said it was serving')
     t.notMatch(run.out.stdout, /listening/i)
     t.match(run.out.stderr, file, 'names the config file')
@@ -288,4 +293,111 @@ t.test('usage mistakes are UsageErrors naming what is wrong', async t => {
   t.match(usage(['a', 'b']), /at most one directory/)
   t.match(usage(['--port']), /--port/)
   t.match(usage(['--config']), /--config/)
+})
+
+/** Every spelling of a size the one grammar (src/size.ts) accepts, with its value: KB = KiB = 1024. */
+const SIZES: Array<[string, number]> = [
+  ['1024', 1024], ['0', 0], ['100B', 100], ['100 b', 100], ['100 bytes', 100], ['1 byte', 1],
+  ['1KB', 1024], ['1kb', 1024], ['512 KB', 512 * 1024], ['1KiB', 1024], ['1 kib', 1024],
+  ['64MB', 64 * 2 ** 20], ['64mb', 64 * 2 ** 20], ['64MiB', 64 * 2 ** 20], ['64 MiB', 64 * 2 ** 20], ['1.5MB', 1.5 * 2 ** 20], ['1.5MiB', 1.5 * 2 ** 20],
+  ['2GB', 2 * 2 ** 30], ['2GiB', 2 * 2 ** 30], ['1TB', 2 ** 40], ['1TiB', 2 ** 40], [' 8 MB ', 8 * 2 ** 20], ['0.5KB', 512],
+]
+/** Not sizes: no unit guessed ("1k"), no sign, no exponent, no trailing junk. */
+const NOT_SIZES = ['lots', '1k', '1M', '-1', '1e3', '12abc', '1.5.5MB', 'MB', '0x10', '1 KB B', '1,5MB']
+
+/** Where a size can be typed: each returns the bytes it became, or throws. */
+const SIZE_PLACES: Array<[string, (size: string) => number]> = [
+  ['memoryBudget option', size => resolveOptions({ memoryBudget: size }).memoryBudget],
+  ['compress.minSize option', size => resolveOptions({ compress: { minSize: size } }).compress.minSize],
+  ['--memory-budget', size => parseCli(['--memory-budget', size], {}, TMP).options.memoryBudget],
+  ['WASM_SERVE_MEMORY_BUDGET', size => parseCli([], { WASM_SERVE_MEMORY_BUDGET: size }, TMP).options.memoryBudget],
+  ['WASM_SERVE_COMPRESS minSize', size => parseCli([], { WASM_SERVE_COMPRESS: JSON.stringify({ minSize: size }) }, TMP).options.compress.minSize],
+  ['compress --min-size', size => {
+    const parsed = parseCompressArgs(['dir', '--min-size', size])
+    if (parsed.kind !== 'run') throw new Error(parsed.kind === 'error' ? parsed.message : parsed.kind)
+    return parsed.options.minSize
+  }],
+]
+
+t.test('every size spelling is read the same in every option, variable and flag that takes a size', async t => {
+  for (const [place, read] of SIZE_PLACES) {
+    for (const [size, bytes] of SIZES) {
+      let got: unknown
+      try { got = read(size) } catch (err) { got = (err as Error).message }
+      t.equal(got, Math.floor(bytes), `${place}: ${JSON.stringify(size)}`)
+    }
+  }
+  t.equal(resolveOptions({ memoryBudget: 5000, compress: { minSize: 0 } }).memoryBudget, 5000, 'a plain number is bytes')
+  t.equal(resolveOptions({}).memoryBudget, 256 * 2 ** 20, 'the default 256MB is 256 MiB, as before')
+  t.equal(resolveOptions({}).compress.minSize, 1024)
+  t.match(parseCompressArgs(['dir']), { kind: 'run', options: { minSize: 1024 } }, 'compress --min-size defaults to 1KiB')
+})
+
+t.test('a bad size is refused with the option or flag named, the value, and examples', async t => {
+  const cases: Array<[string, (size: string) => unknown, string, RegExp?]> = [
+    ['memoryBudget option', size => resolveOptions({ memoryBudget: size }), '/memoryBudget'],
+    ['compress.minSize option', size => resolveOptions({ compress: { minSize: size } }), '/compress/minSize'],
+    // `=`: util.parseArgs takes "-1" after a flag for another flag.
+    ['--memory-budget', size => parseCli([`--memory-budget=${size}`], {}, TMP), '/memoryBudget', /\(flag --memory-budget\)$/],
+    ['WASM_SERVE_MEMORY_BUDGET', size => parseCli([], { WASM_SERVE_MEMORY_BUDGET: size }, TMP), '/memoryBudget', /\(environment WASM_SERVE_MEMORY_BUDGET\)$/],
+    ['WASM_SERVE_COMPRESS minSize', size => parseCli([], { WASM_SERVE_COMPRESS: JSON.stringify({ minSize: size }) }, TMP), '/compress/minSize', /\(environment WASM_SERVE_COMPRESS\)$/],
+  ]
+  for (const [place, run, path, origin] of cases) {
+    for (const size of NOT_SIZES) {
+      let error: unknown
+      try { run(size) } catch (err) { error = err }
+      const name = `${place}: ${JSON.stringify(size)}`
+      if (!(error instanceof OptionsError)) { t.fail(`${name}: expected an OptionsError`, { error }); continue }
+      t.match(error.problems, [{ path, value: size }], name)
+      const line = error.message.split('\n').find(l => l.trim().startsWith(`${path}:`)) ?? ''
+      t.match(line, `got ${JSON.stringify(size)}`, `${name}: the message gives the value`)
+      t.match(line, /64MB.*1\.5MiB/, `${name}: and examples`)
+      if (origin !== undefined) t.match(line, origin, `${name}: and where it came from`)
+    }
+  }
+  for (const size of NOT_SIZES) {
+    const parsed = parseCompressArgs(['dir', `--min-size=${size}`])
+    t.match(parsed, { kind: 'error', flag: '--min-size', value: size, message: /^--min-size: expected .*64MB.*, got / }, `compress --min-size ${JSON.stringify(size)}`)
+  }
+  for (const bad of [-1, 1.5, 2 ** 60, true, null]) {
+    t.match(problemsOf(() => resolveOptions({ memoryBudget: bad })), [{ path: '/memoryBudget' }], `memoryBudget: ${String(bad)}`)
+  }
+})
+
+/** Catches what `fn` throws or rejects with. */
+async function caught (fn: () => unknown): Promise<unknown> {
+  try { await fn() } catch (err) { return err }
+  return undefined
+}
+
+t.test('each kind of start-up error has its code, the option or flag concerned, and the value', async t => {
+  const missingPem = join(TMP, 'missing.pem')
+  const noRoot = Fastify({ logger: false })
+  t.teardown(() => noRoot.close())
+  const insideRoot = Fastify({ logger: false })
+  t.teardown(() => insideRoot.close())
+  const cases: Array<[string, unknown, { name: string, code: string, option?: string, value?: unknown }]> = [
+    ['an unknown flag', await caught(() => parseCli(['--prot', '80'], {}, TMP)), { name: 'UsageError', code: 'WASM_SERVE_USAGE', option: '--prot' }],
+    ['an unknown short flag', await caught(() => parseCli(['-x'], {}, TMP)), { name: 'UsageError', code: 'WASM_SERVE_USAGE', option: '-x' }],
+    ['a flag without its value', await caught(() => parseCli(['--port'], {}, TMP)), { name: 'UsageError', code: 'WASM_SERVE_USAGE', option: '--port' }],
+    ['two directories', await caught(() => parseCli(['a', 'b'], {}, TMP)), { name: 'UsageError', code: 'WASM_SERVE_USAGE', value: ['a', 'b'] }],
+    ['--tls-cert alone', await caught(() => parseCli(['--tls-cert', 'c.pem'], {}, TMP)), { name: 'UsageError', code: 'WASM_SERVE_USAGE', option: '--tls-cert', value: 'c.pem' }],
+    ['--tls-key alone', await caught(() => parseCli(['--tls-key', 'k.pem'], {}, TMP)), { name: 'UsageError', code: 'WASM_SERVE_USAGE', option: '--tls-key', value: 'k.pem' }],
+    ['an unreadable config file', await caught(() => parseCli(['--config', missingPem], {}, TMP)), { name: 'UsageError', code: 'WASM_SERVE_USAGE', option: '--config', value: missingPem }],
+    ['a bad option', await caught(() => parseCli(['--port', 'abc'], {}, TMP)), { name: 'OptionsError', code: 'WASM_SERVE_BAD_OPTIONS', option: '/port', value: 'abc' }],
+    ['an unreadable certificate', await caught(() => loadTls({ cert: missingPem, key: missingPem })), { name: 'TlsError', code: 'WASM_SERVE_TLS', option: '/https/cert', value: missingPem }],
+    ['a plugin without root', await caught(() => noRoot.register(wasmServe, { watch: false } as WasmServePluginOptions).ready()), { name: 'NoRootError', code: 'WASM_SERVE_NO_ROOT', option: '/root' }],
+    ['a cacheDir inside the root', await caught(() => insideRoot.register(wasmServe, { root: SITE, watch: false, compress: { cacheDir: join(SITE, 'cache') } }).ready()),
+      { name: 'OptionsError', code: 'WASM_SERVE_BAD_OPTIONS', option: '/compress/cacheDir', value: join(SITE, 'cache') }],
+  ]
+  for (const [what, error, want] of cases) {
+    t.ok(error instanceof StartError, `${what}: a StartError`, { error })
+    t.match(error, want, what)
+  }
+  t.ok(cases[0][1] instanceof UsageError)
+  const [tls, noRootError, cacheDir] = cases.slice(-3).map(c => c[1])
+  t.ok(tls instanceof TlsError)
+  t.ok(noRootError instanceof NoRootError)
+  t.ok(cacheDir instanceof PluginOptionsError, 'the plugin exports OptionsError under that name, with its problems')
+  t.same((cacheDir as OptionsError).problems.map(p => p.path), ['/compress/cacheDir'])
 })

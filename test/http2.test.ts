@@ -296,10 +296,10 @@ t.test('the CLI serves HTTP/2 with the user\'s certificate (--tls-cert/--tls-key
   t.equal((await exited).code, 0)
 
   const half = runCli(t, [site, '--port', '0', '--tls-cert', join(dir, 'cert.pem')])
-  t.equal((await half.exited).code, 1, '--tls-cert alone: exit 1')
+  t.equal((await half.exited).code, 2, '--tls-cert alone: exit 2, a usage error')
   t.match(half.out.stderr, /--tls-cert and --tls-key go together/)
   const missing = runCli(t, [site, '--port', '0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'nope.pem')])
-  t.equal((await missing.exited).code, 1, 'an unreadable key: exit 1')
+  t.equal((await missing.exited).code, 2, 'an unreadable key: exit 2, a start-up error')
   t.match(missing.out.stderr, /cannot read the TLS key/)
   t.notMatch(missing.out.stdout, /serving/, 'nothing served')
 })

@@ -1,7 +1,8 @@
 /** Flags of `wasm-serve compress`, parsed with node's util.parseArgs. */
 import { parseArgs } from 'node:util'
-import bytes from 'bytes'
 import { ENCODINGS, type EncodingToken } from '../encodings.js'
+import { parseSize, SIZE_EXPECTED } from '../size.js'
+import { flagNamedIn } from '../start-errors.js'
 
 export interface CompressOptions {
   dir: string
@@ -13,7 +14,8 @@ export interface CompressOptions {
 
 export type ParsedArgs =
   | { kind: 'help' }
-  | { kind: 'error', message: string }
+  /** A usage mistake, with the flag concerned and the value refused when there is one. */
+  | { kind: 'error', message: string, flag?: string, value?: string }
   | { kind: 'run', options: CompressOptions }
 
 export const HELP = `Usage: wasm-serve compress <dir> [options]
@@ -24,31 +26,31 @@ would not be smaller than its file is not written.
 
 Options:
   --encodings LIST   comma-separated, from br,zstd,gzip (default: br,zstd,gzip)
-  --min-size SIZE    skip smaller files; bytes or 1KiB/1KB style (default: 1KiB)
+  --min-size SIZE    skip smaller files: 512, 1KB, 1.5MiB (KB = KiB = 1024; default: 1KiB)
   --dry-run          list what would be written, write nothing
   --force            rewrite siblings even when up to date
   -h, --help         show this help
+
+Exit codes: 0 done; 2 a usage error, nothing written; 1 a file or directory could not be read or
+written; 130 interrupted (siblings already written are complete).
 `
 
 const KNOWN = ENCODINGS.map(e => e.token) as readonly string[]
 
-function parseEncodings (list: string): EncodingToken[] | string {
+type UsageMistake = Extract<ParsedArgs, { kind: 'error' }>
+
+function parseEncodings (list: string): EncodingToken[] | UsageMistake {
   const tokens = list.split(',').map(s => s.trim().toLowerCase()).filter(Boolean)
   const bad = tokens.find(tok => !KNOWN.includes(tok))
-  if (bad !== undefined) return `unknown encoding "${bad}" in --encodings (expected ${KNOWN.join(',')})`
-  if (tokens.length === 0) return '--encodings needs at least one of br,zstd,gzip'
+  const mistake = { kind: 'error', flag: '--encodings', value: list } as const
+  if (bad !== undefined) return { ...mistake, message: `unknown encoding "${bad}" in --encodings (expected ${KNOWN.join(',')})` }
+  if (tokens.length === 0) return { ...mistake, message: '--encodings needs at least one of br,zstd,gzip' }
   // Keep the table's order (server preference) and drop duplicates.
   return ENCODINGS.map(e => e.token).filter(tok => tokens.includes(tok))
 }
 
-const SIZE = /^\s*\d+(\.\d+)?\s*([kmgtp]i?b|b)?\s*$/i
-
-function parseMinSize (text: string): number | string {
-  // bytes() counts "1KB" as 1024 but reads "1KiB" as 1 (it falls back to parseInt), so the binary
-  // prefix is folded to the form it knows, and anything else is refused rather than guessed.
-  const n = SIZE.test(text) ? bytes.parse(text.replace(/([kmgtp])ib\s*$/i, '$1B')) : null
-  if (n === null || !Number.isFinite(n) || n < 0) return `--min-size: cannot read "${text}" as a size (e.g. 1024, 1KiB, 2MB)`
-  return Math.floor(n)
+function parseMinSize (text: string): number | UsageMistake {
+  return parseSize(text) ?? { kind: 'error', flag: '--min-size', value: text, message: `--min-size: expected ${SIZE_EXPECTED}, got ${JSON.stringify(text)}` }
 }
 
 /** Turns argv (after `compress`) into options, a help request, or a one-line usage error. */
@@ -67,7 +69,8 @@ export function parseCompressArgs (argv: string[]): ParsedArgs {
       },
     })
   } catch (err) {
-    return { kind: 'error', message: (err as Error).message }
+    const message = (err as Error).message
+    return { kind: 'error', message, flag: flagNamedIn(message) }
   }
   const { values, positionals } = parsed
   if (values.help) return { kind: 'help' }
@@ -75,9 +78,9 @@ export function parseCompressArgs (argv: string[]): ParsedArgs {
     return { kind: 'error', message: positionals.length === 0 ? 'missing <dir>' : `expected one <dir>, got ${positionals.length}` }
   }
   const encodings = parseEncodings(values.encodings)
-  if (typeof encodings === 'string') return { kind: 'error', message: encodings }
+  if (!Array.isArray(encodings)) return encodings
   const minSize = parseMinSize(values['min-size'])
-  if (typeof minSize === 'string') return { kind: 'error', message: minSize }
+  if (typeof minSize !== 'number') return minSize
   return {
     kind: 'run',
     options: { dir: positionals[0], encodings, minSize, dryRun: values['dry-run'], force: values.force },

@@ -1,12 +1,13 @@
 /**
- * `wasm-serve compress <dir>` (SPEC §4, issue 4): writes .br/.zst/.gz siblings for compressible files,
+ * `wasm-serve compress <dir>`: writes .br/.zst/.gz siblings for compressible files,
  * encoding on every core in worker threads, writing atomically from this thread, skipping siblings that
- * are up to date or would not be smaller. Returns the exit code: 0 ok, 1 a file or dir problem,
- * 2 bad usage, 130 interrupted.
+ * are up to date or would not be smaller. Returns the exit code (EXIT in src/start-errors.ts, as the
+ * server's): 0 ok, 1 a file or dir problem, 2 bad usage, 130 interrupted. Rules: docs/delivery.md.
  */
 import { availableParallelism } from 'node:os'
 import { zstdAvailable } from '../codecs.js'
 import type { EncodingToken } from '../encodings.js'
+import { EXIT, startErrorText, UsageError } from '../start-errors.js'
 import { HELP, parseCompressArgs, type CompressOptions } from './args.js'
 import { WorkerPool } from './pool.js'
 import { describeError, fileLine, formatTable, startProgress, type Io, type Progress } from './report.js'
@@ -22,11 +23,11 @@ export async function runCompress (argv: string[], io: Io = { stdout: process.st
   const parsed = parseCompressArgs(argv)
   if (parsed.kind === 'help') {
     io.stdout.write(HELP)
-    return 0
+    return EXIT.ok
   }
   if (parsed.kind === 'error') {
-    io.stderr.write(`${NAME}: ${parsed.message} (see ${NAME} --help)\n`)
-    return 2
+    io.stderr.write(startErrorText(new UsageError(parsed.message, { option: parsed.flag, value: parsed.value }), NAME))
+    return EXIT.usage
   }
   try {
     return await compressDir(parsed.options, io)
@@ -34,7 +35,7 @@ export async function runCompress (argv: string[], io: Io = { stdout: process.st
     // Anything not tied to one sibling (an unreadable subdirectory, say): one line, not a stack.
     const path = (err as NodeJS.ErrnoException).path
     io.stderr.write(`${NAME}: ${path === undefined ? '' : `cannot read ${path}: `}${describeError(err)}\n`)
-    return 1
+    return EXIT.failed
   }
 }
 
@@ -49,7 +50,7 @@ async function compressDir (opts: CompressOptions, io: Io): Promise<number> {
   const root = await openRoot(opts.dir)
   if (typeof root !== 'string') {
     io.stderr.write(`${NAME}: ${root.error}\n`)
-    return 1
+    return EXIT.failed
   }
   const tokens = usableEncodings(opts, io)
   const scan = await scanRoot(root, opts.dir, opts.minSize)
@@ -60,7 +61,7 @@ async function compressDir (opts: CompressOptions, io: Io): Promise<number> {
   const outcome = await runTasks(plan.tasks, io)
   if (outcome.interrupted) {
     io.stderr.write(`${NAME}: interrupted; siblings already written are complete, no partial files left\n`)
-    return 130
+    return EXIT.interrupted
   }
   io.stdout.write(formatTable(plan.rows))
   io.stdout.write(summary(plan, outcome.workers, performance.now() - started))
@@ -69,7 +70,7 @@ async function compressDir (opts: CompressOptions, io: Io): Promise<number> {
 
 function reportProblems (problems: Problem[], io: Io): number {
   for (const p of problems) io.stderr.write(`${NAME}: cannot ${p.action ?? 'write'} ${p.path}: ${p.message}\n`)
-  return problems.length > 0 ? 1 : 0
+  return problems.length > 0 ? EXIT.failed : EXIT.ok
 }
 
 function summary (plan: Plan, workers: number, ms: number): string {

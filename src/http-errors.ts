@@ -1,6 +1,6 @@
 /**
- * Error responses in one place (STYLE 8): a status, a fixed plain-text body, never a filesystem path
- * or anything echoed from the request.
+ * HTTP error responses in one place (start-up errors are in start-errors.ts): a status, a fixed
+ * plain-text body, never a filesystem path or anything echoed from the request.
  */
 import type { FastifyReply } from 'fastify'
 

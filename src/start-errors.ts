@@ -1,0 +1,73 @@
+/**
+ * Why wasm-serve refused to start, as coded errors. (The HTTP error *responses* are in
+ * http-errors.ts.) Each carries a stable `code` a program can test instead of a message, the option
+ * concerned as its JSON path (`/compress/cacheDir`) or the flag as typed (`--tls-cert`), and the value
+ * refused. Both commands print them the same way (`startErrorText`) and exit with `EXIT.usage`.
+ */
+
+export type StartErrorCode = 'WASM_SERVE_BAD_OPTIONS' | 'WASM_SERVE_USAGE' | 'WASM_SERVE_TLS' | 'WASM_SERVE_NO_ROOT'
+
+/** What an error is about: an option's JSON path or a flag, and the value given for it. */
+export interface Concerning { option?: string, value?: unknown }
+
+export abstract class StartError extends Error {
+  abstract readonly code: StartErrorCode
+  readonly option: string | undefined
+  readonly value: unknown
+  constructor (message: string, about: Concerning = {}) {
+    super(message)
+    this.name = new.target.name
+    this.option = about.option
+    this.value = about.value
+  }
+}
+
+/** The command line itself is wrong: an unknown flag, a missing value, flags that go together. */
+export class UsageError extends StartError { readonly code = 'WASM_SERVE_USAGE' }
+
+/** The certificate or key named by the options cannot be read or is not PEM. */
+export class TlsError extends StartError { readonly code = 'WASM_SERVE_TLS' }
+
+/** No directory to serve: the plugin was given no `root`, or the CLI's directory does not exist. */
+export class NoRootError extends StartError { readonly code = 'WASM_SERVE_NO_ROOT' }
+
+/**
+ * One problem found in the options: its JSON path (RFC 6901, e.g. `/routes/0/match`), what is wrong,
+ * the value refused, and, in the CLI, where that value came from (a flag, a variable, the config file).
+ */
+export interface OptionProblem { path: string, message: string, value?: unknown, from?: string }
+
+/** Options that do not validate, with every problem found at once. `option`/`value` are the first problem's. */
+export class OptionsError extends StartError {
+  readonly code = 'WASM_SERVE_BAD_OPTIONS'
+  readonly problems: OptionProblem[]
+  readonly source: string
+  constructor (problems: OptionProblem[], source = 'options') {
+    super(`invalid ${source}:\n` + problems.map(problemLine).join('\n'), { option: problems[0]?.path, value: problems[0]?.value })
+    this.problems = problems
+    this.source = source
+  }
+}
+
+function problemLine (p: OptionProblem): string {
+  const scalar = ['string', 'number', 'boolean'].includes(typeof p.value)
+  // JSON.stringify quotes the value and escapes control characters (a CR in a header value, say).
+  const got = scalar ? `, got ${JSON.stringify(p.value)}` : ''
+  return `  ${p.path || '/'}: ${p.message}${got.length > 100 ? got.slice(0, 99) + '…' : got}${p.from !== undefined ? ` (${p.from})` : ''}`
+}
+
+/** The flag a util.parseArgs message is about: "Option '-p, --port <value>' argument missing" → `--port`. */
+export function flagNamedIn (message: string): string | undefined {
+  return /'(?:-\w, )?(--?[\w-]+)/.exec(message)?.[1]
+}
+
+/**
+ * Exit codes of both commands, listed in their --help: 2 for every start-up error above (nothing was
+ * served or written; fix the command, the environment or the config), 1 for a failure while running.
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const
+
+/** How both commands print a start-up error: `wasm-serve: …`, and where to read the usage for a usage mistake. */
+export function startErrorText (err: StartError, command = 'wasm-serve'): string {
+  return `${command}: ${err.message}${err instanceof UsageError ? ` (see ${command} --help)` : ''}\n`
+}
