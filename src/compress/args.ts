@@ -11,7 +11,7 @@ export interface CompressOptions {
   force: boolean
 }
 
-export type ParsedArgs =
+type ParsedArgs =
   | { kind: 'help' }
   | { kind: 'error', message: string }
   | { kind: 'run', options: CompressOptions }
