@@ -1,17 +1,17 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
+import { lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
-import { decode, zstdAvailable } from '../src/codecs.js'
+import { writeAtomic, writeAtomicStream } from '../src/atomic-write.js'
 import { parseCompressArgs } from '../src/compress/args.js'
 import { runCompress } from '../src/compress/index.js'
-import { writeAtomic } from '../src/compress/write.js'
-import { encodingOfSuffix } from '../src/encodings.js'
+import { encodingOfSuffix, zstdAvailable } from '../src/encodings.js'
+import { decode } from './helpers/decode.js'
 
 const SQLITE_WASM = new URL('../node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm', import.meta.url)
 const wasm = readFileSync(SQLITE_WASM)
@@ -251,10 +251,36 @@ t.test('parseCompressArgs reads sizes, encoding lists and flags', async t => {
 t.test('an atomic write that fails leaves neither the target changed nor a temp file', async t => {
   const dir = t.testdir({ 'target.br': {} })
   const temps = new Set<string>()
-  await t.rejects(writeAtomic(join(dir, 'target.br'), Buffer.from('data'), { mode: 0o644, mtimeMs: Date.now() }, temps))
+  await t.rejects(writeAtomic(join(dir, 'target.br'), Buffer.from('data'), { mode: 0o644, mtimeMs: Date.now(), temps }))
   t.equal(temps.size, 0)
   t.same(readdirSync(dir), ['target.br'])
   t.ok((await stat(join(dir, 'target.br'))).isDirectory())
+})
+
+t.test('an atomic stream write whose writer fails leaves no temp file and no target', async t => {
+  const dir = t.testdir({})
+  const temps = new Set<string>()
+  const fill = async (out: NodeJS.WritableStream): Promise<void> => {
+    out.write('half of it')
+    throw new Error('encoder failed')
+  }
+  await t.rejects(writeAtomicStream(join(dir, 'a.gz'), fill, { temps }), /encoder failed/)
+  t.equal(temps.size, 0)
+  t.same(readdirSync(dir), [])
+})
+
+t.test('an atomic write never follows a symlink planted at its temp name', async t => {
+  // The temp name is predictable once the random part is: plant a link there to a file outside.
+  const mocked = await t.mockImport<typeof import('../src/atomic-write.js')>('../src/atomic-write.js', {
+    'node:crypto': { randomBytes: (n: number) => Buffer.alloc(n, 0xab) },
+  })
+  const dir = t.testdir({ outside: { 'victim.txt': 'keep me' }, site: { 'app.js.br': 'old' } })
+  const planted = join(dir, 'site', `.app.js.br.${process.pid}-abababab.tmp`)
+  await symlink(join(dir, 'outside', 'victim.txt'), planted)
+  await t.rejects(mocked.writeAtomic(join(dir, 'site', 'app.js.br'), Buffer.from('evil'), { mode: 0o644 }), { code: 'EEXIST' })
+  t.equal(await readFile(join(dir, 'outside', 'victim.txt'), 'utf8'), 'keep me', 'the link target is untouched')
+  t.equal(await readFile(join(dir, 'site', 'app.js.br'), 'utf8'), 'old', 'the target is untouched')
+  t.ok((await lstat(planted)).isSymbolicLink(), 'what someone else put there is left alone')
 })
 
 /** Runs the command in a child process (TypeScript sources via tap's loader, or the built dist/). */

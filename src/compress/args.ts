@@ -12,7 +12,7 @@ export interface CompressOptions {
   force: boolean
 }
 
-export type ParsedArgs =
+type ParsedArgs =
   | { kind: 'help' }
   /** A usage mistake, with the flag concerned and the value refused when there is one. */
   | { kind: 'error', message: string, flag?: string, value?: string }

@@ -5,15 +5,14 @@
  * server's): 0 ok, 1 a file or dir problem, 2 bad usage, 130 interrupted. Rules: docs/delivery.md.
  */
 import { availableParallelism } from 'node:os'
-import { zstdAvailable } from '../codecs.js'
-import type { EncodingToken } from '../encodings.js'
+import { removeQuietly, writeAtomic } from '../atomic-write.js'
+import { encodingOf, type EncodingToken } from '../encodings.js'
 import { EXIT, startErrorText, UsageError } from '../start-errors.js'
 import { HELP, parseCompressArgs, type CompressOptions } from './args.js'
 import { WorkerPool } from './pool.js'
 import { describeError, fileLine, formatTable, startProgress, type Io, type Progress } from './report.js'
 import { openRoot, planTasks, scanRoot, type Plan } from './scan.js'
 import type { Problem, Task } from './types.js'
-import { removeQuietly, writeAtomic } from './write.js'
 
 export type { Io } from './report.js'
 
@@ -39,11 +38,13 @@ export async function runCompress (argv: string[], io: Io = { stdout: process.st
   }
 }
 
-/** zstd is dropped, with one note saying why, on a Node whose zlib cannot encode it. */
+/** An encoding this Node cannot make (zstd before Node 22.15) is dropped, with one note saying why. */
 function usableEncodings (opts: CompressOptions, io: Io): EncodingToken[] {
-  if (zstdAvailable || !opts.encodings.includes('zstd')) return opts.encodings
-  io.stderr.write(`${NAME}: zstd skipped: Node ${process.version} has no zstd in node:zlib (added in 22.15 and 23.8); no .zst written\n`)
-  return opts.encodings.filter(t => t !== 'zstd')
+  return opts.encodings.filter(token => {
+    const { unavailable, suffix } = encodingOf(token)
+    if (unavailable !== undefined) io.stderr.write(`${NAME}: ${token} skipped: ${unavailable}; no ${suffix} written\n`)
+    return unavailable === undefined
+  })
 }
 
 async function compressDir (opts: CompressOptions, io: Io): Promise<number> {
@@ -121,12 +122,15 @@ async function runTask (task: Task, ctx: RunContext): Promise<void> {
     const reply = await ctx.pool.run({ path: task.row.file.abs, token: task.token })
     if (ctx.interrupted) return
     if (reply.data.byteLength >= reply.size) {
-      cell.state = 'larger' // a sibling not smaller than its file is useless (SPEC D3): write nothing
+      cell.state = 'larger' // a sibling not smaller than its file is useless (D3): write nothing
       return
     }
     target += suffixFor(task)
     action = 'write'
-    await writeAtomic(task.sibling, reply.data, { mode: task.row.file.mode, mtimeMs: reply.mtimeMs }, ctx.temps)
+    // The sibling gets the original's mtime as it was read, not "now": if the original changes after
+    // the read, the sibling then looks stale (older than its file) rather than falsely up to date.
+    // The original's permission bits make it readable by whoever serves the original.
+    await writeAtomic(task.sibling, reply.data, { mode: (task.row.file.mode & 0o666) | 0o600, mtimeMs: reply.mtimeMs, temps: ctx.temps })
     Object.assign(cell, { state: 'written', size: reply.data.byteLength })
   } catch (err) {
     if (ctx.interrupted) return

@@ -16,7 +16,7 @@ interface Slot { worker: Worker, current: Pending | undefined }
  * The worker's own file sits next to this one: `worker.js` in dist/, `worker.ts` when the sources run
  * under a TypeScript loader (tap). `execArgv` carries that loader into the thread.
  */
-export function workerUrl (): URL {
+function workerUrl (): URL {
   const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
   return new URL(`./worker${ext}`, import.meta.url)
 }
@@ -34,8 +34,6 @@ export class WorkerPool {
   constructor (size: number, url: URL = workerUrl()) {
     for (let i = 0; i < size; i++) this.#slots.push(this.#spawn(url))
   }
-
-  get size (): number { return this.#slots.length }
 
   run (job: Omit<WorkerJob, 'id'>): Promise<Reply> {
     if (this.#closed) return Promise.reject(new Error('worker pool closed'))

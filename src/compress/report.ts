@@ -78,7 +78,7 @@ export function formatTable (rows: Row[]): string {
 
 /** One line for a finished file, for logs and pipes. */
 export function fileLine (row: Row): string {
-  const parts = ENCODINGS.filter(e => row.cells[e.token] !== undefined && row.cells[e.token]?.state !== 'off')
+  const parts = ENCODINGS.filter(e => row.cells[e.token] !== undefined)
     .map(e => `${e.token} ${cellText(row.cells[e.token])}`)
   return `${row.file.display}  ${num(row.file.size)} B → ${parts.join(', ')}\n`
 }

@@ -1,13 +1,14 @@
 /** Finds the files to compress under the root and decides, per sibling, whether it needs writing. */
 import type { Dirent, Stats } from 'node:fs'
-import { lstat, open, readdir, realpath, stat, unlink } from 'node:fs/promises'
+import { lstat, readdir, realpath, stat, unlink } from 'node:fs/promises'
 import { basename, join, sep } from 'node:path'
 import { decodesToSize, isCompressible, recordedDecodedSize } from '../codecs.js'
-import { ENCODINGS, encodingOfSuffix, type EncodingToken } from '../encodings.js'
+import { parseTempName } from '../atomic-write.js'
+import { encodingOf, encodingOfSuffix, type EncodingToken } from '../encodings.js'
 import type { FileEntry, Problem, Row, Task } from './types.js'
 import { describeError } from './report.js'
 
-export interface ScanResult { files: FileEntry[], notes: string[] }
+interface ScanResult { files: FileEntry[], notes: string[] }
 
 /** Resolves the root to its real path, or returns a one-line reason it cannot be used. */
 export async function openRoot (dir: string): Promise<string | { error: string }> {
@@ -46,9 +47,6 @@ function skipName (name: string): boolean {
   return name.startsWith('.') || encodingOfSuffix(name) !== undefined || !isCompressible(name)
 }
 
-/** Our temp names (write.ts): `.<sibling>.<pid>-<8 hex>.tmp`. Nothing a user makes looks like this. */
-const TEMP_NAME = /^\..+\.(br|zst|gz)\.(\d+)-[0-9a-f]{8}\.tmp$/
-
 function processAlive (pid: number): boolean {
   try {
     process.kill(pid, 0)
@@ -58,10 +56,13 @@ function processAlive (pid: number): boolean {
   }
 }
 
-/** A temp file whose writer is gone (killed with SIGKILL, power loss) is removed; a live run's is kept. */
+/**
+ * A temp file of a sibling (see atomic-write.ts) whose writer is gone (killed with SIGKILL, power
+ * loss) is removed; a live run's is kept. Nothing a user makes is named like one.
+ */
 async function removeLeftoverTemp (path: string): Promise<boolean> {
-  const m = TEMP_NAME.exec(basename(path))
-  if (m === null || processAlive(Number(m[2]))) return false
+  const temp = parseTempName(basename(path))
+  if (temp === undefined || encodingOfSuffix(temp.target) === undefined || processAlive(temp.pid)) return false
   return unlink(path).then(() => true, () => false)
 }
 
@@ -97,7 +98,7 @@ export async function scanRoot (root: string, display: string, minSize: number):
   return out
 }
 
-/** The sibling's recorded decoded size agrees with the file (SPEC D3); br records none. */
+/** The sibling's recorded decoded size agrees with the file (D3); br records none. */
 async function decodedSizeMatches (sibling: string, st: Stats, file: FileEntry, token: EncodingToken): Promise<boolean> {
   try {
     return decodesToSize(await recordedDecodedSize(sibling, st.size, token), file.size, token)
@@ -106,7 +107,7 @@ async function decodedSizeMatches (sibling: string, st: Stats, file: FileEntry, 
   }
 }
 
-/** Sibling mtimes are set to the original's (see write.ts); utimes keeps microseconds, so allow 1 ms. */
+/** Sibling mtimes are set to the original's (see runTask in index.ts); utimes keeps microseconds, so allow 1 ms. */
 const MTIME_TOLERANCE_MS = 1
 
 interface PlanInput { file: FileEntry, token: EncodingToken, force: boolean }
@@ -129,7 +130,7 @@ async function siblingState (input: PlanInput, sibling: string): Promise<{ state
 }
 
 function suffixOf (token: EncodingToken): string {
-  return ENCODINGS.find(e => e.token === token)?.suffix ?? ''
+  return encodingOf(token).suffix
 }
 
 export interface Plan { rows: Row[], tasks: Task[], problems: Problem[] }

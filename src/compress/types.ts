@@ -12,7 +12,7 @@ export interface FileEntry {
 }
 
 /** What happened (or will happen) to one sibling; the table shows one cell per encoding. */
-export type CellState = 'todo' | 'written' | 'current' | 'larger' | 'error' | 'off'
+type CellState = 'todo' | 'written' | 'current' | 'larger' | 'error'
 
 export interface Cell { state: CellState, size?: number }
 

@@ -3,19 +3,23 @@
  * against the browser limits and hands the bytes back (transferred, not copied). Writing stays in the
  * main thread so that it alone knows which temp files exist and can remove them on interrupt.
  */
-import { open } from 'node:fs/promises'
+import { open, stat } from 'node:fs/promises'
 import { parentPort } from 'node:worker_threads'
-import { encode, zstdFrameWindowSize, ZSTD_MAX_WINDOW } from '../codecs.js'
+import { encodingOf } from '../encodings.js'
+import { sameFile, stampOf } from '../file-identity.js'
 import type { WorkerJob, WorkerReply } from './types.js'
 
+/**
+ * A file rewritten or replaced while we read it would give a sibling of neither version, so the file
+ * at the path after the read must be the one opened before it (src/file-identity.ts).
+ */
 async function readStable (path: string): Promise<{ data: Buffer, size: number, mtimeMs: number }> {
   const fh = await open(path, 'r')
   try {
     const before = await fh.stat()
     const data = await fh.readFile()
-    const after = await fh.stat()
-    // A file rewritten while we read it would give a sibling of neither version.
-    if (after.mtimeMs !== before.mtimeMs || data.length !== after.size) {
+    const after = await stat(path)
+    if (!sameFile(stampOf(before), stampOf(after)) || data.length !== after.size) {
       throw new Error('file changed while it was being read; run again')
     }
     return { data, size: after.size, mtimeMs: after.mtimeMs }
@@ -35,11 +39,11 @@ function ownBytes (buf: Buffer): Uint8Array {
 async function handle (job: WorkerJob): Promise<WorkerReply> {
   const started = performance.now()
   const { data, size, mtimeMs } = await readStable(job.path)
-  const encoded = await encode(data, job.token, 'max')
-  if (job.token === 'zstd' && zstdFrameWindowSize(encoded) > ZSTD_MAX_WINDOW) {
-    // RFC 9659 §3: a larger window makes Chrome fail the whole response.
-    throw new Error(`zstd frame window ${zstdFrameWindowSize(encoded)} B exceeds the 8 MB browser limit`)
-  }
+  const encoding = encodingOf(job.token)
+  const encoded = await encoding.encode(data, 'max')
+  // A browser fails the whole response on bytes it refuses (a zstd window over 8 MB, RFC 9659 §3).
+  const refusal = encoding.refusal?.(encoded)
+  if (refusal !== undefined) throw new Error(refusal)
   return { id: job.id, ok: true, data: ownBytes(encoded), size, mtimeMs, ms: performance.now() - started }
 }
 
