@@ -7,8 +7,9 @@
  * within the budget and in a cache directory outside the root, keyed by the content hash, so a
  * restart reuses them and a changed file never gets a stale encoding.
  */
-import { lstat, mkdir, readFile, rename, stat, writeFile, rm } from 'node:fs/promises'
+import { lstat, mkdir, readFile, stat, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { writeAtomic } from './atomic-write.js'
 import type { Catalog } from './catalog.js'
 import { encodeAbortable, encodeFile, isCompressible, zstdAvailable, type Level } from './codecs.js'
 import type { EncodingToken } from './encodings.js'
@@ -185,16 +186,5 @@ export class OnTheFly {
       this.opts.log.warn({ err }, 'cannot create the compression cache directory; encodings are kept in memory only')
       return null
     }
-  }
-}
-
-async function writeAtomic (file: string, data: Buffer): Promise<void> {
-  const temp = `${file}.${process.pid}.${Date.now()}.tmp`
-  try {
-    await writeFile(temp, data)
-    await rename(temp, file)
-  } catch (err) {
-    await rm(temp, { force: true })
-    throw err
   }
 }

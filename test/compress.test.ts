@@ -173,17 +173,17 @@ t.test('never follows a symlink out of the dir, but compresses one that stays in
   t.ok(existsSync(join(dir, 'alias.js.br')), 'inside link gets a sibling next to it')
 })
 
-t.test('a missing dir exits non-zero and names it', async t => {
+t.test('a missing dir is a usage error (exit 2, as in the server) that names it', async t => {
   const missing = join(tmpdir(), `wasm-serve-missing-${process.pid}`)
   const r = await compress(missing)
-  t.equal(r.code, 1)
+  t.equal(r.code, 2)
   t.equal(r.err, `wasm-serve compress: no such directory: ${missing}\n`)
 })
 
-t.test('a file given as the dir exits non-zero', async t => {
+t.test('a file given as the dir is a usage error (exit 2)', async t => {
   const dir = textTree(t)
   const r = await compress(join(dir, 'app.js'))
-  t.equal(r.code, 1)
+  t.equal(r.code, 2)
   t.match(r.err, /not a directory: .*app\.js/)
 })
 

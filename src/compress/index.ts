@@ -2,7 +2,8 @@
  * `wasm-serve compress <dir>`: writes .br/.zst/.gz siblings for compressible files,
  * encoding on every core in worker threads, writing atomically from this thread, skipping siblings that
  * are up to date or would not be smaller. Returns the exit code (EXIT in src/start-errors.ts, as the
- * server's): 0 ok, 1 a file or dir problem, 2 bad usage, 130 interrupted. Rules: docs/delivery.md.
+ * server's): 0 ok, 1 a file could not be read or written, 2 bad usage (a missing directory too), 130
+ * interrupted. Rules: docs/delivery.md.
  */
 import { availableParallelism } from 'node:os'
 import { removeQuietly, writeAtomic } from '../atomic-write.js'
@@ -51,7 +52,7 @@ async function compressDir (opts: CompressOptions, io: Io): Promise<number> {
   const root = await openRoot(opts.dir)
   if (typeof root !== 'string') {
     io.stderr.write(`${NAME}: ${root.error}\n`)
-    return EXIT.failed
+    return EXIT.usage // what was typed names no directory: a usage error, as in the server
   }
   const tokens = usableEncodings(opts, io)
   const scan = await scanRoot(root, opts.dir, opts.minSize)
