@@ -50,10 +50,8 @@ export interface WasmServePluginOptions extends Omit<WasmServeOptions, 'root'> {
   root: string
   /** URL prefix the files are served under, e.g. "/static". */
   prefix?: string
-  /** Watch the root's directories for changes (D16). Default true. */
+  /** Watch the root's directories for changes (D16). Default true; false also turns the periodic check off unless `revalidate` is given. */
   watch?: boolean
-  /** Seconds between periodic checks of every file against the disk; 0 for none. Default 2 with `watch`, else 0. */
-  revalidate?: number
 }
 
 export type { WasmServeOptions, ResolvedOptions } from './options.js'
@@ -63,8 +61,9 @@ export { NoRootError, StartError } from './start-errors.js'
 const STATIC_METHODS = ['GET', 'HEAD'] as const
 
 async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePluginOptions): Promise<void> {
-  const { prefix: rawPrefix = '', watch = true, revalidate = watch ? 2 : 0, ...rest } = pluginOptions
+  const { prefix: rawPrefix = '', watch = true, ...rest } = pluginOptions
   const opts = resolveOptions(rest)
+  const revalidate = watch || rest.revalidate !== undefined ? opts.revalidate : 0
   if (opts.root === null) throw new NoRootError('the wasm-serve plugin needs a "root" option: the directory to serve', { option: '/root', value: null })
   const prefix = rawPrefix.replace(/\/+$/, '')
   const root = resolvePathOnDisk(opts.root)

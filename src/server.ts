@@ -5,6 +5,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify'
 import wasmServe from './plugin.js'
 import { sendError } from './http-errors.js'
+import { guard, http2Settings, serverOptions } from './limits.js'
 import type { ResolvedOptions } from './options.js'
 import type { TlsMaterial } from './tls.js'
 
@@ -18,9 +19,10 @@ export interface ServerInput {
 
 export async function createServer (input: ServerInput): Promise<FastifyInstance> {
   const { options } = input
-  const tls = input.tls === undefined ? {} : { http2: true as const, https: { allowHTTP1: true, cert: input.tls.cert, key: input.tls.key } }
+  const tls = input.tls === undefined ? {} : { http2: true as const, https: { allowHTTP1: true, cert: input.tls.cert, key: input.tls.key, settings: http2Settings(options.limits) } }
   // One code path for HTTP/1.1 and HTTP/2: Fastify's typings split them, the runtime does not.
   const app = (Fastify as unknown as (options: object) => FastifyInstance)({
+    ...serverOptions(options.limits),
     ...tls,
     logger: { level: options.logLevel, ...(input.logStream !== undefined ? { stream: input.logStream } : {}) },
     // One line per request, written by the onResponse hook below, instead of Fastify's two.
@@ -42,13 +44,14 @@ export async function createServer (input: ServerInput): Promise<FastifyInstance
       done()
     })
   }
+  guard(app.server, options.limits, app.log)
   app.setNotFoundHandler((_request, reply) => sendError(reply, 404))
   app.setErrorHandler((err: { statusCode?: number }, request, reply) => {
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
     if (status === 500) request.log.error({ err }, 'request failed')
     return sendError(reply, status)
   })
-  const { logLevel: _level, host: _host, port: _port, https: _https, ...pluginOptions } = options
+  const { logLevel: _level, host: _host, port: _port, https: _https, limits: _limits, ...pluginOptions } = options
   await app.register(wasmServe, { ...pluginOptions, healthz: true, methodNotAllowed: true })
   return app
 }

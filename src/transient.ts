@@ -44,17 +44,18 @@ export function transientLog (log: { warn: (obj: object, msg: string) => void })
 /** What an operator should do about it, for the log line. */
 function remedy (err: unknown): string {
   const code = (err as NodeJS.ErrnoException).code
-  if (code === 'EMFILE') return `out of file descriptors for this process (limit ${openFilesLimit()}): raise it (ulimit -n, or --ulimit nofile= for a container) or lower maxConnections`
-  if (code === 'ENFILE') return 'the system is out of file descriptors (fs.file-max): raise it or lower maxConnections'
+  if (code === 'EMFILE') return `out of file descriptors for this process (limit ${openFilesLimit() ?? 'unknown'}): raise it (ulimit -n, or --ulimit nofile= for a container) or lower limits.maxConnections`
+  if (code === 'ENFILE') return 'the system is out of file descriptors (fs.file-max): raise it or lower limits.maxConnections'
   if (code === 'WASM_SERVE_CHANGING') return 'the file is being rewritten faster than it can be read; the previous version is served meanwhile'
   return 'a temporary failure; requests get 503 with Retry-After until it clears'
 }
 
-/** The soft limit on open files, from /proc on Linux; '?' elsewhere. */
-function openFilesLimit (): string {
+/** The soft limit on open files, from /proc on Linux; undefined where unknown or unlimited. */
+export function openFilesLimit (): number | undefined {
   try {
-    return /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? '?'
+    const soft = /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1]
+    return soft === undefined || soft === 'unlimited' ? undefined : Number(soft)
   } catch {
-    return '?'
+    return undefined
   }
 }

@@ -1,0 +1,70 @@
+/**
+ * Limits that protect the CLI and Docker server from slow, stalled and greedy clients (options
+ * `limits.*`; docs/delivery.md, §5). nginx is the reference: it cuts a slow request after 60 s
+ * (client_header_timeout) and a response that makes no progress after 60 s (send_timeout).
+ * Without these, Fastify's defaults leave requestTimeout at 0 and the socket timeout off: 200
+ * clients that stopped reading a 32 MB module held 200 sockets (and 200 open files) for as long as
+ * they liked, an HTTP/2 connection could open 2^32-1 streams, and slowloris connections were held
+ * 81-86 s, Node's 60 s headers timeout being checked only every 30 s.
+ */
+import { constants as http2 } from 'node:http2'
+import type { Server } from 'node:net'
+import type { ResolvedOptions } from './options.js'
+import { openFilesLimit } from './transient.js'
+import type { Logger } from './types.js'
+
+type Limits = ResolvedOptions['limits']
+
+/** How often Node checks requests against the headers timeout: a slow sender is cut within timeout + this. */
+const CHECK_EVERY_MS = 2000
+/** Descriptors kept for files, the cache directory, watchers and logs when the connection cap is derived. */
+const RESERVED_FDS = 64
+const LOG_EVERY_MS = 10_000
+
+/** Fastify server options that carry the limits (merged into the options `Fastify()` is called with). */
+export function serverOptions (limits: Limits): Record<string, unknown> {
+  const headers = limits.headersTimeout * 1000
+  return {
+    requestTimeout: headers, // a static server takes no request bodies: the whole request is its headers
+    keepAliveTimeout: limits.keepAliveTimeout * 1000,
+    // The socket's inactivity timeout: a response that makes no progress for this long is cut.
+    connectionTimeout: limits.sendTimeout * 1000,
+    http2SessionTimeout: limits.keepAliveTimeout * 1000,
+    http: { headersTimeout: headers, requestTimeout: headers, connectionsCheckingInterval: CHECK_EVERY_MS },
+  }
+}
+
+/** HTTP/2 settings the TLS server is created with. */
+export function http2Settings (limits: Limits): { maxConcurrentStreams: number } {
+  return { maxConcurrentStreams: limits.maxStreams }
+}
+
+/**
+ * Applies what cannot be given at creation: the connection cap (logged when reached, with what to
+ * do) and, over HTTP/2, a stream that makes no progress is cancelled (the session's own timeout only
+ * closes it gracefully, which waits for every stream).
+ */
+export function guard (server: Server, limits: Limits, log: Logger): { maxConnections: number } {
+  const maxConnections = limits.maxConnections ?? defaultMaxConnections()
+  server.maxConnections = maxConnections
+  let loggedAt = -Infinity
+  let dropped = 0
+  server.on('drop', () => {
+    dropped++
+    if (Date.now() - loggedAt < LOG_EVERY_MS) return
+    log.warn({ maxConnections, dropped }, `connection limit reached: new connections are refused until some close; raise limits.maxConnections (and ulimit -n) or add replicas`)
+    loggedAt = Date.now()
+    dropped = 0
+  })
+  server.on('stream', (stream: { setTimeout: (ms: number, cb: () => void) => void, close: (code: number) => void }) => {
+    stream.setTimeout(limits.sendTimeout * 1000, () => stream.close(http2.NGHTTP2_CANCEL))
+  })
+  return { maxConnections }
+}
+
+/** Half the open-file limit less a reserve (a streamed response holds a file besides its socket), 10,000 at most. */
+function defaultMaxConnections (): number {
+  const limit = openFilesLimit()
+  if (limit === undefined) return 10_000
+  return Math.max(16, Math.min(10_000, Math.floor((limit - RESERVED_FDS) / 2)))
+}
