@@ -50,8 +50,14 @@ function remedy (err: unknown): string {
   return 'a temporary failure; requests get 503 with Retry-After until it clears'
 }
 
-/** The soft limit on open files, from /proc on Linux; undefined where unknown or unlimited. */
-export function openFilesLimit (): number | undefined {
+/**
+ * The soft limit on open files, from /proc on Linux; undefined where unknown or unlimited. Read once,
+ * at start-up: out of descriptors, /proc cannot be read either.
+ */
+export const openFilesLimit = (): number | undefined => LIMIT
+const LIMIT = readOpenFilesLimit()
+
+function readOpenFilesLimit (): number | undefined {
   try {
     const soft = /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1]
     return soft === undefined || soft === 'unlimited' ? undefined : Number(soft)
