@@ -14,8 +14,8 @@
  * Usage: node bench/browser.mjs [--runs 5] [--down 50] [--up 20] [--latency 20]
  *                               [--variants stream-br,stream-id,buffer-br,loader-br]
  * Writes the table to stdout and bench/results/browser.md.
- * Needs: dist/ (npm run build), the fixtures (node scripts/fixtures.mjs), Chromium (CHROMIUM_PATH
- * or /usr/bin/chromium).
+ * Needs: dist/ (npm run build) and Chromium (CHROMIUM_PATH or /usr/bin/chromium); builds its
+ * fixtures (bench/fixtures.mjs) first.
  */
 import { spawn } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -25,10 +25,10 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { chromium } from 'playwright-core'
 import { request } from 'undici'
+import { ensureFixtures, FIXTURE_DIR as FIXTURES } from './fixtures.mjs'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = join(ROOT, 'dist/cli.js')
-const FIXTURES = join(ROOT, 'test/fixtures/generated')
 const MODULE = 'ffmpeg-core.wasm'
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const OUT = join(ROOT, 'bench/results/browser.md')
@@ -80,8 +80,6 @@ const allVariants = [...new Set(chosenModes.flatMap(m => MODES[m].variants))]
 
 for (const [what, path, fix] of [
   ['the CLI', CLI, 'npm run build'],
-  ['the module', join(FIXTURES, MODULE), 'node scripts/fixtures.mjs'],
-  ['its br sibling', join(FIXTURES, MODULE + '.br'), 'node scripts/fixtures.mjs'],
   ['Chromium', CHROMIUM, 'apt-get install chromium, or set CHROMIUM_PATH'],
 ]) {
   if (!existsSync(path)) {
@@ -89,6 +87,7 @@ for (const [what, path, fix] of [
     process.exit(1)
   }
 }
+await ensureFixtures()
 
 // Does the module link against stub imports? (ffmpeg-core: 71 function imports, exports its memory.)
 const wasmBytes = readFileSync(join(FIXTURES, MODULE))

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto'
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FIXTURE_DIR } from '../scripts/fixtures.mjs'
+import { FIXTURE_DIR } from './fixtures.mjs'
 import { startServer, verify } from './harness.mjs'
 import { runLoad } from './load.mjs'
 

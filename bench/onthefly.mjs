@@ -4,7 +4,7 @@
 // siblings; while its queue encodes them, a client keeps requesting another file, and
 // perf_hooks.monitorEventLoopDelay records the loop.
 //
-//   npx tsc -p tsconfig.json && node scripts/fixtures.mjs && node bench/onthefly.mjs
+//   npx tsc -p tsconfig.json && node bench/onthefly.mjs
 import { spawn } from 'node:child_process'
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -13,6 +13,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import Fastify from 'fastify'
 import { request } from 'undici'
 import wasmServe from '../dist/plugin.js'
+import { ensureFixtures, FIXTURE_DIR as FIXTURES } from './fixtures.mjs'
 
 if (process.argv[2] === 'client') await client(process.argv[3])
 
@@ -34,7 +35,7 @@ async function client (url) {
   process.exit(0)
 }
 
-const FIXTURES = 'test/fixtures/generated'
+await ensureFixtures()
 const root = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-root-'))
 const cacheDir = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-cache-'))
 copyFileSync(join(FIXTURES, 'ffmpeg-core.wasm'), join(root, 'ffmpeg-core.wasm'))

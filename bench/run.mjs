@@ -22,7 +22,7 @@ import { cpus, loadavg } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { ensureFixtures, FIXTURE_DIR } from '../scripts/fixtures.mjs'
+import { ensureFixtures, FIXTURE_DIR } from './fixtures.mjs'
 import { loadTool, runLoad } from './load.mjs'
 import { machineBusySeconds, startServer, verify } from './harness.mjs'
 
@@ -125,6 +125,7 @@ function conditions (started, load0) {
 }
 
 async function main () {
+  await ensureFixtures()
   if (opts.memory) {
     const { runMemory } = await import('./memory.mjs')
     process.exitCode = await runMemory()
@@ -132,7 +133,6 @@ async function main () {
   }
   const started = new Date()
   const load0 = loadavg()
-  await ensureFixtures()
   const manifest = JSON.parse(await readFile(join(FIXTURE_DIR, 'manifest.json'), 'utf8'))
   if (!existsSync(join(ROOT, 'dist', 'plugin.js'))) console.error('wasm-serve: not built (dist/plugin.js missing; `npm run build`)')
   const files = FILES.filter(f => opts.only.split(',').includes(f.key))

@@ -3,11 +3,12 @@
  * playwright-core. Skipped, with the reason printed, when Chromium or the build is missing.
  */
 import t from 'tap'
-import { statSync } from 'node:fs'
-import type { Page } from 'playwright-core'
+import type { Page, Request } from 'playwright-core'
 import { launch, skipReason, startCli, waitForEncoding } from './browser/harness.js'
+import { until } from './helpers/poll.js'
+import { SQLITE } from './helpers/site.js'
 
-const SQLITE_SIZE = statSync('node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm').size
+const SQLITE_SIZE = SQLITE.length
 const reason = skipReason()
 if (reason) {
   console.log(`# skipping browser tests: ${reason}`)
@@ -54,15 +55,32 @@ async function loadInPage (page: Page, url: string) {
   }, url)
 }
 
+/**
+ * The page's requests for /sqlite3.wasm from now on. The page can hold its module before the events
+ * for the request that brought it arrive (they come over another channel): `sizes` waits until every
+ * request seen has finished, then gives the body bytes each one took over the network (-1: failed).
+ */
+function watchModule (page: Page): { sizes: () => Promise<number[]> } {
+  const sizeOf = new Map<Request, Promise<number> | undefined>()
+  page.on('request', r => { if (new URL(r.url()).pathname === '/sqlite3.wasm') sizeOf.set(r, undefined) })
+  page.on('requestfinished', r => { if (sizeOf.has(r)) sizeOf.set(r, r.sizes().then(s => s.responseBodySize)) })
+  page.on('requestfailed', r => { if (sizeOf.has(r)) sizeOf.set(r, Promise.resolve(-1)) })
+  return {
+    async sizes () {
+      await until(() => [...sizeOf.values()].every(size => size !== undefined), { what: 'every request for the module to finish' })
+      return Promise.all(sizeOf.values() as Iterable<Promise<number>>)
+    },
+  }
+}
+
 async function run () {
-  const browser = await launch()
-  t.teardown(browser.close)
+  const context = await launch(t)
 
   t.test('the demo streams sqlite3.wasm through br and its progress ends at exactly the decoded size', async t => {
-    const server = await startCli('public')
+    const server = await startCli(t, 'public')
     t.teardown(server.stop)
     await waitForEncoding(server.url, '/sqlite3.wasm', 'br')
-    const page = await browser.context.newPage()
+    const page = await context.newPage()
     t.teardown(() => page.close())
     await page.goto(server.url + '/')
     const demo = await demoOutcome(page)
@@ -80,10 +98,10 @@ async function run () {
 
   for (const encoding of ['gzip', 'identity']) {
     t.test(`streaming compile and instantiate succeed through ${encoding}`, async t => {
-      const server = await startCli('public')
+      const server = await startCli(t, 'public')
       t.teardown(server.stop)
       await waitForEncoding(server.url, '/sqlite3.wasm', encoding)
-      const page = await browser.context.newPage()
+      const page = await context.newPage()
       t.teardown(() => page.close())
       await page.goto(server.url + '/loader.js')
       await page.setExtraHTTPHeaders({ 'accept-encoding': encoding })
@@ -100,8 +118,8 @@ async function run () {
 
   t.test('cross-origin isolation: on with --isolate, off without', async t => {
     for (const [flags, expected] of [[['--isolate'], true], [[], false]] as const) {
-      const server = await startCli('public', [...flags])
-      const page = await browser.context.newPage()
+      const server = await startCli(t, 'public', [...flags])
+      const page = await context.newPage()
       await page.goto(server.url + '/')
       const seen = await page.evaluate(() => ({ coi: crossOriginIsolated, sab: typeof SharedArrayBuffer === 'function' }))
       const demo = await demoOutcome(page)
@@ -113,42 +131,40 @@ async function run () {
   })
 
   t.test('a module named in a preload Link header is fetched exactly once', async t => {
-    const server = await startCli('public', ['--preload', '/sqlite3.wasm'])
+    const server = await startCli(t, 'public', ['--preload', '/sqlite3.wasm'])
     t.teardown(server.stop)
-    const page = await browser.context.newPage()
+    const page = await context.newPage()
     t.teardown(() => page.close())
-    const fetched: string[] = []
-    page.on('requestfinished', r => { if (new URL(r.url()).pathname === '/sqlite3.wasm') fetched.push(r.url()) })
+    const moduleRequests = watchModule(page)
     const response = await page.goto(server.url + '/')
     t.match(response?.headers().link ?? '', /<\/sqlite3\.wasm>; rel=preload; as=fetch; crossorigin/)
     const demo = await demoOutcome(page)
     t.equal(demo.state, 'ready')
-    t.equal(fetched.length, 1, 'one network request for the module')
+    t.equal((await moduleRequests.sizes()).length, 1, 'one network request for the module')
   })
 
   t.test('a second visit gets the module from the HTTP cache or a 304, never a full 200', async t => {
-    const server = await startCli('public')
+    const server = await startCli(t, 'public')
     t.teardown(server.stop)
-    const page = await browser.context.newPage()
+    const page = await context.newPage()
     t.teardown(() => page.close())
     await page.goto(server.url + '/')
     t.equal((await demoOutcome(page)).result?.cache, 'network', 'first visit downloads it')
     // Chrome reports a revalidated response as a 200 to the page: count the body bytes that came
     // over the network instead (0 for a 304 or a cache hit, ~340 KB for a full download).
-    const bodyBytes: number[] = []
-    page.on('requestfinished', r => { if (new URL(r.url()).pathname === '/sqlite3.wasm') void r.sizes().then(s => bodyBytes.push(s.responseBodySize)) })
+    const moduleRequests = watchModule(page)
     await page.reload()
     const second = await demoOutcome(page)
     t.equal(second.state, 'ready')
     t.ok(['revalidated', 'cache'].includes(second.result?.cache ?? ''), `second visit: ${second.result?.cache}`)
-    await new Promise(resolve => setTimeout(resolve, 200))
-    t.ok(bodyBytes.every(n => n === 0), `no module bytes over the network on the second visit (bodies: ${bodyBytes.join(', ') || 'no request: served from the browser cache'})`)
+    const sizes = await moduleRequests.sizes()
+    t.ok(sizes.every(n => n === 0), `no module bytes over the network on the second visit (bodies: ${sizes.join(', ') || 'no request: served from the browser cache'})`)
   })
 
   t.test('a missing module gives the loader a clear error, not an HTML page compiled as wasm', async t => {
     for (const flags of [[], ['--spa']]) {
-      const server = await startCli('public', flags)
-      const page = await browser.context.newPage()
+      const server = await startCli(t, 'public', flags)
+      const page = await context.newPage()
       await page.goto(server.url + '/loader.js')
       const r = await loadInPage(page, '/missing.wasm')
       t.equal(r.ok, false)

@@ -1,43 +1,40 @@
-// SPEC D16 (issue 2 item 3): files added, replaced (atomic rename, in-place copy or rewrite) or
-// removed while serving are picked up without a restart, and no response ever carries a
-// Content-Length or ETag that does not match the bytes it sends — also under concurrent requests
-// while the file is being swapped, whether it is held in memory or streamed from disk.
+// D16: files added, replaced (atomic rename, in-place copy or rewrite) or removed while serving are
+// picked up without a restart, and no response ever carries a Content-Length or ETag that does not
+// match the bytes it sends — also under concurrent requests while the file is being swapped, whether
+// it is held in memory or streamed from disk.
 import t, { type Test } from 'tap'
-import { copyFile, mkdir, mkdtemp, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdirSync } from 'node:fs'
+import { copyFile, mkdir, rename, rm, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { brotliCompressSync, brotliDecompressSync, constants as zc, gunzipSync, gzipSync } from 'node:zlib'
 import { request } from 'undici'
 import { getWith, type Got } from './helpers/http.js'
-import { etagOf, SQLITE_WASM_PATH, startCliApp, WEBP_WASM_PATH, type Running } from './helpers/server.js'
+import { until } from './helpers/poll.js'
+import { etagOf, startCliApp, type Running } from './helpers/server.js'
+import { SQLITE as A, WEBP as B, tempDir } from './helpers/site.js'
 
-/** Two real wasm modules of different lengths (856 KB and 565 KB). */
-const A = await readFile(SQLITE_WASM_PATH)
-const B = await readFile(WEBP_WASM_PATH)
-const POLL_MS = 2000
+/** How soon a change on disk must be served (A and B: two real modules of different lengths). */
+const CHANGE_MS = 2000
 
 /** A short timeout: a response whose Content-Length overstates its bytes fails here, not at tap's. */
 function get (server: Running, path: string, acceptEncoding = 'identity'): Promise<Got> {
   return getWith(`${server.url}${path}`, { headers: { 'accept-encoding': acceptEncoding }, timeoutMs: 5000 })
 }
 
-/** Polls until `done` holds (new content shows up within a short time, without a restart). */
-async function until (server: Running, path: string, done: (got: Got) => boolean, acceptEncoding?: string): Promise<Got> {
-  const deadline = Date.now() + POLL_MS
-  let got = await get(server, path, acceptEncoding)
-  while (!done(got) && Date.now() < deadline) {
-    await sleep(25)
-    got = await get(server, path, acceptEncoding)
-  }
-  return got
+/** The first response for `path` that `done` accepts: a change shows up within CHANGE_MS, without a restart. */
+function whenServed (server: Running, path: string, done: (got: Got) => boolean, acceptEncoding?: string): Promise<Got> {
+  return until(async () => {
+    const got = await get(server, path, acceptEncoding)
+    return done(got) && got
+  }, { timeout: CHANGE_MS, what: `the change to ${path} to be served` })
 }
 
-async function makeRoot (t: Test): Promise<{ base: string, root: string }> {
-  const base = await mkdtemp(join(tmpdir(), 'wasm-serve-changes-'))
-  t.teardown(() => rm(base, { recursive: true, force: true }))
+/** base/root is served; base holds what is written next to it. */
+function makeRoot (t: Test): { base: string, root: string } {
+  const base = tempDir(t, 'changes')
   const root = join(base, 'root')
-  await mkdir(root)
+  mkdirSync(root)
   return { base, root }
 }
 
@@ -55,16 +52,15 @@ function consistent (t: Test, got: Got, what: string): void {
 }
 
 t.test('picks up changes on disk without a restart', async (t) => {
-  const { base, root } = await makeRoot(t)
+  const { base, root } = makeRoot(t)
   await writeFile(join(root, 'app.wasm'), A)
   await writeFile(join(root, 'index.html'), '<!doctype html><title>v1</title>\n')
-  const server = await startCliApp({ root })
-  t.teardown(server.close)
+  const server = await startCliApp(t, { root })
 
   await t.test('serves a file added after start', async (t) => {
     t.equal((await get(server, '/late.wasm')).status, 404, 'not there yet')
     await writeFile(join(root, 'late.wasm'), B)
-    const got = await until(server, '/late.wasm', g => g.status === 200)
+    const got = await whenServed(server, '/late.wasm', g => g.status === 200)
     t.equal(got.status, 200, 'served once it exists')
     t.ok(got.body.equals(B), 'with its bytes')
     consistent(t, got, 'the added file')
@@ -75,7 +71,7 @@ t.test('picks up changes on disk without a restart', async (t) => {
     const before = await get(server, '/app.wasm')
     t.ok(before.body.equals(A), 'old content first')
     await atomicReplace(base, join(root, 'app.wasm'), B)
-    const got = await until(server, '/app.wasm', g => g.body.equals(B))
+    const got = await whenServed(server, '/app.wasm', g => g.body.equals(B))
     t.ok(got.body.equals(B), 'new content')
     consistent(t, got, 'after the rename')
     t.not(got.headers.etag, before.headers.etag, 'a new ETag')
@@ -88,23 +84,23 @@ t.test('picks up changes on disk without a restart', async (t) => {
     const source = join(base, 'a-source.wasm')
     await writeFile(source, A)
     await copyFile(source, join(root, 'app.wasm'))
-    const got = await until(server, '/app.wasm', g => g.body.equals(A))
+    const got = await whenServed(server, '/app.wasm', g => g.body.equals(A))
     t.ok(got.body.equals(A), 'new content')
     consistent(t, got, 'after copyFile')
   })
 
   await t.test('serves the new content after a truncating rewrite', async (t) => {
     await writeFile(join(root, 'index.html'), '<!doctype html><title>v2, longer than before</title>\n')
-    const got = await until(server, '/index.html', g => g.body.toString().includes('v2'))
+    const got = await whenServed(server, '/index.html', g => g.body.toString().includes('v2'))
     t.match(got.body.toString(), /v2, longer than before/, 'new content')
     consistent(t, got, 'after writeFile')
-    const root404 = await until(server, '/', g => g.body.toString().includes('v2'))
+    const root404 = await whenServed(server, '/', g => g.body.toString().includes('v2'))
     t.match(root404.body.toString(), /v2/, '/ answers with the new index.html too')
   })
 
   await t.test('answers 404 for a removed file', async (t) => {
     await rm(join(root, 'late.wasm'))
-    const got = await until(server, '/late.wasm', g => g.status === 404)
+    const got = await whenServed(server, '/late.wasm', g => g.status === 404)
     t.equal(got.status, 404, 'gone')
   })
 
@@ -113,17 +109,17 @@ t.test('picks up changes on disk without a restart', async (t) => {
     await mkdir(dir, { recursive: true })
     await writeFile(join(dir, 'mod.wasm'), B)
     await writeFile(join(dir, 'index.html'), '<!doctype html><title>pkg</title>\n')
-    const got = await until(server, '/pkg/v2/mod.wasm', g => g.status === 200)
+    const got = await whenServed(server, '/pkg/v2/mod.wasm', g => g.status === 200)
     t.equal(got.status, 200, 'a file in the new directory is served')
     t.ok(got.body.equals(B), 'with its bytes')
     consistent(t, got, 'the file in the new directory')
-    const index = await until(server, '/pkg/v2/', g => g.status === 200)
+    const index = await whenServed(server, '/pkg/v2/', g => g.status === 200)
     t.match(index.body.toString(), /<title>pkg<\/title>/, 'the new directory\'s index.html answers its URL')
   })
 
   await t.test('answers 404 for a directory removed with its files', async (t) => {
     await rm(join(root, 'pkg'), { recursive: true })
-    const got = await until(server, '/pkg/v2/mod.wasm', g => g.status === 404)
+    const got = await whenServed(server, '/pkg/v2/mod.wasm', g => g.status === 404)
     t.equal(got.status, 404, 'gone')
   })
 })
@@ -137,11 +133,10 @@ interface Tally { last?: Buffer, settled?: boolean, serverErrors: string[], ok: 
  * never accepts it).
  */
 async function hammer (memoryBudget: number | string | undefined, t: Test): Promise<Tally> {
-  const { base, root } = await makeRoot(t)
+  const { base, root } = makeRoot(t)
   const target = join(root, 'swap.wasm')
   await writeFile(target, A)
-  const server = await startCliApp({ root, ...(memoryBudget === undefined ? {} : { memoryBudget }) })
-  t.teardown(server.close)
+  const server = await startCliApp(t, { root, ...(memoryBudget === undefined ? {} : { memoryBudget }) })
   const tally: Tally = { serverErrors: [], ok: 0, a: 0, b: 0, neither: 0, aborted: 0, errors: {}, slowestMs: 0, statuses: {}, bad: [] }
   const deadline = Date.now() + 3000
   let requests = 0
@@ -159,9 +154,9 @@ async function hammer (memoryBudget: number | string | undefined, t: Test): Prom
       else if (how === 1) await writeFile(target, next)
       else await copyFile(next === A ? sourceA : sourceB, target)
       tally.last = next
-      // Mostly faster than the catalog's 100 ms quiet period (a file still being written keeps its
-      // previous entry), with a longer pause now and then so that each version is picked up while
-      // the readers run, even on a loaded machine.
+      // Pacing the writer, not waiting for anything: mostly faster than the catalog's 100 ms quiet
+      // period (a file still being written keeps its previous entry), with a longer pause now and
+      // then so that each version is picked up while the readers run, even on a loaded machine.
       await sleep(i % 3 === 2 ? 500 : 40 + Math.random() * 80)
     }
     writing = false
@@ -201,11 +196,10 @@ async function hammer (memoryBudget: number | string | undefined, t: Test): Prom
   }
   await Promise.all([writer, ...Array.from({ length: 8 }, reader)])
   // Once the writes stop, the last content is served without a restart (D16).
-  for (let i = 0; i < 40 && !tally.settled; i++) {
+  tally.settled = await until(async () => {
     const got = await get(server, '/swap.wasm').catch(() => undefined)
-    tally.settled = got?.status === 200 && tally.last !== undefined && got.body.equals(tally.last)
-    if (!tally.settled) await sleep(100)
-  }
+    return got?.status === 200 && tally.last !== undefined && got.body.equals(tally.last)
+  }, { timeout: 4000, what: 'the last content written' }).then(() => true, () => false)
   tally.serverErrors = server.logs.filter(l => Number(l.level) >= 50).map(l => JSON.stringify(l).slice(0, 600))
   t.comment(`memoryBudget ${String(memoryBudget ?? 'default')}: ${requests} requests, ${tally.ok} complete 200s (A ${tally.a}, B ${tally.b}, neither ${tally.neither}), ${tally.aborted} cut short ${JSON.stringify(tally.errors)}, slowest ${tally.slowestMs} ms, statuses ${JSON.stringify(tally.statuses)}`)
   return tally
@@ -225,7 +219,7 @@ for (const [label, memoryBudget] of [['held in memory (default memoryBudget)', u
 }
 
 t.test('does not serve a precompressed sibling that went stale when its original changed', async (t) => {
-  const { base, root } = await makeRoot(t)
+  const { base, root } = makeRoot(t)
   const old = new Date(Date.now() - 3600_000)
   const br = brotliCompressSync(A, { params: { [zc.BROTLI_PARAM_QUALITY]: 5 } })
   const gz = gzipSync(A, { level: 6 })
@@ -234,8 +228,7 @@ t.test('does not serve a precompressed sibling that went stale when its original
     await utimes(join(root, name), old, old)
   }
   // On-the-fly compression off: then the only br or gzip bytes the server has are the siblings on disk.
-  const server = await startCliApp({ root, compress: { onTheFly: false } })
-  t.teardown(server.close)
+  const server = await startCliApp(t, { root, compress: { onTheFly: false } })
   const decoded = (got: Got) => got.headers['content-encoding'] === 'br' ? brotliDecompressSync(got.body) : got.headers['content-encoding'] === 'gzip' ? gunzipSync(got.body) : got.body
 
   await t.test('a .br sibling older than its replaced original is not served', async (t) => {
@@ -243,7 +236,7 @@ t.test('does not serve a precompressed sibling that went stale when its original
     t.equal(first.headers['content-encoding'], 'br', 'the fresh sibling is served at first')
     t.ok(decoded(first).equals(A), 'and decodes to the original')
     await atomicReplace(base, join(root, 'br.wasm'), B)
-    const got = await until(server, '/br.wasm', g => decoded(g).equals(B), 'br')
+    const got = await whenServed(server, '/br.wasm', g => decoded(g).equals(B), 'br')
     t.ok(decoded(got).equals(B), 'the new content is served')
     t.equal(got.headers['content-encoding'], undefined, 'as identity, not from the stale sibling')
     consistent(t, got, 'identity after the change')
@@ -254,7 +247,7 @@ t.test('does not serve a precompressed sibling that went stale when its original
     const source = join(base, 'copy-source.wasm')
     await writeFile(source, B)
     await copyFile(source, join(root, 'copy.wasm'))
-    const got = await until(server, '/copy.wasm', g => decoded(g).equals(B), 'br')
+    const got = await whenServed(server, '/copy.wasm', g => decoded(g).equals(B), 'br')
     t.ok(decoded(got).equals(B), 'the new content is served')
     t.equal(got.headers['content-encoding'], undefined, 'as identity, not from the stale sibling')
     consistent(t, got, 'identity after the copy')
@@ -264,7 +257,7 @@ t.test('does not serve a precompressed sibling that went stale when its original
     const first = await get(server, '/gz.wasm', 'gzip')
     t.equal(first.headers['content-encoding'], 'gzip', 'the fresh sibling is served at first')
     await atomicReplace(base, join(root, 'gz.wasm'), B, old)
-    const got = await until(server, '/gz.wasm', g => decoded(g).equals(B), 'gzip')
+    const got = await whenServed(server, '/gz.wasm', g => decoded(g).equals(B), 'gzip')
     t.ok(decoded(got).equals(B), 'the new content is served')
     t.equal(got.headers['content-encoding'], undefined, 'as identity, not from the sibling that decodes to the old size')
     consistent(t, got, 'identity after the change')

@@ -1,6 +1,6 @@
-// The Docker image, built and run for real (issue 6): podman (or docker) builds the Dockerfile,
-// then containers serve a read-only mounted fixture dir on a loopback port.
-// Skipped, with the reason printed, only where neither podman nor docker exists.
+// The Docker image, built and run for real: podman (or docker) builds the Dockerfile, then
+// containers serve a read-only mounted fixture dir on a loopback port. Skipped, with the reason
+// printed, only where neither podman nor docker can run containers here.
 import t, { type Test } from 'tap'
 import { zstdContentSize, zstdFrameWindowSize } from '../src/codecs.js'
 import { spawn, spawnSync } from 'node:child_process'
@@ -9,25 +9,27 @@ import { existsSync } from 'node:fs'
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { brotliCompressSync, brotliDecompressSync, constants as zc, gunzipSync } from 'node:zlib'
 import { Agent, request } from 'undici'
 import { get } from './helpers/http.js'
+import { until } from './helpers/poll.js'
+import { SQLITE } from './helpers/site.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const IMAGE = process.env.WASM_SERVE_TEST_IMAGE ?? 'wasm-serve:test'
-const SQLITE = join(ROOT, 'node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm')
 const FFMPEG = join(ROOT, 'node_modules/@ffmpeg/core/dist/esm/ffmpeg-core.wasm')
 const PREFIX = `wasm-serve-test-${process.pid}`
 
-const engine = ['podman', 'docker'].find(
+const installed = ['podman', 'docker'].find(
   (cmd) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0,
 )
-const isPodman = engine === 'podman'
+const isPodman = installed === 'podman'
 // container-base.sh writes a containers.conf that this machine's podman needs (ulimits, runc);
 // .ci/run exports it, a developer running `npm test` by hand may not have.
 const CONF = '/var/tmp/container-base/containers.conf'
 if (isPodman && !process.env.CONTAINERS_CONF && existsSync(CONF)) process.env.CONTAINERS_CONF = CONF
+// A docker client without a daemon to talk to (`docker info` fails) cannot build or run anything.
+const engine = installed !== undefined && spawnSync(installed, ['info'], { stdio: 'ignore', timeout: 30_000 }).status === 0 ? installed : undefined
 
 interface Run { code: number | null; stdout: string; stderr: string; ms: number }
 
@@ -69,15 +71,14 @@ async function start (t: Test, name: string, opts: { args?: string[], cmd?: stri
 }
 
 async function waitHealthy (base: string, name: string) {
-  const until = Date.now() + 60_000
-  while (Date.now() < until) {
+  const healthy = async () => {
     try {
       const res = await request(`${base}/healthz`, { headersTimeout: 2000, bodyTimeout: 2000 })
       await res.body.dump()
-      if (res.statusCode === 200) return
-    } catch {}
-    await sleep(200)
+      return res.statusCode === 200
+    } catch { return false }
   }
+  if (await until(healthy, { timeout: 60_000, interval: 200 }).then(() => true, () => false)) return
   const logs = await cli(['logs', name])
   throw new Error(`${name} did not answer /healthz within 60 s\n${logs.stdout}\n${logs.stderr}`)
 }
@@ -87,7 +88,9 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 if (engine) {
   await main()
 } else {
-  t.plan(0, 'neither podman nor docker is installed, the container image cannot be built here')
+  t.plan(0, installed === undefined
+    ? 'neither podman nor docker is installed, the container image cannot be built here'
+    : `${installed} is installed but cannot run containers here (\`${installed} info\` fails)`)
 }
 
 async function main () {
@@ -104,7 +107,7 @@ async function main () {
   // bytes back) and a compressible file without siblings.
   const srv = join(work, 'srv')
   await mkdir(srv, { mode: 0o755 })
-  const wasm = await readFile(SQLITE)
+  const wasm = SQLITE
   const wasmBr = brotliCompressSync(wasm, {
     params: { [zc.BROTLI_PARAM_QUALITY]: 5, [zc.BROTLI_PARAM_SIZE_HINT]: wasm.length },
   })
@@ -195,13 +198,14 @@ async function main () {
     let enc: string | undefined
     let answers = 0
     let intact = true
-    for (const until = Date.now() + 15_000; !enc && Date.now() < until; answers++) {
+    await until(async () => {
       const js = await get(`${base}/app.js`, { 'accept-encoding': 'br, gzip' })
-      enc = js.headers['content-encoding'] as string | undefined
+      answers++
+      enc = js.headers['content-encoding']
       const decoded = enc === 'br' ? brotliDecompressSync(js.body) : enc === 'gzip' ? gunzipSync(js.body) : js.body
       intact &&= js.status === 200 && decoded.equals(appJs)
-      if (!enc) await sleep(200)
-    }
+      return enc !== undefined
+    }, { timeout: 15_000, interval: 200 }).catch(() => {}) // the assertion below says what came instead
     t.ok(intact, `app.js: all ${answers} answers decode to the original`)
     t.ok(enc === 'br' || enc === 'gzip', `compressed on the fly (D4) with a read-only filesystem (${enc ?? 'still identity after 15 s'})`)
     const logs = await cli(['logs', name])
@@ -252,10 +256,11 @@ async function main () {
       for await (const chunk of res.body) {
         chunks.push(chunk as Buffer)
         if (!stop) {
-          // The download has begun: stop now and hold back for a moment, so that most of the
-          // 32 MB is still unsent when SIGTERM arrives; then read the rest.
+          // The download has begun: stop now, and read no more until the server says it got
+          // SIGTERM, so that most of the 32 MB is still unsent then; then read the rest.
           stop = cli(['stop', '-t', '10', name], 60_000)
-          await sleep(500)
+          const shuttingDown = async () => { const logs = await cli(['logs', name]); return /shutting down/.test(logs.stdout + logs.stderr) }
+          await until(shuttingDown, { timeout: 10_000, interval: 100, what: 'the server to log that it is shutting down' }).catch((err: Error) => t.fail(err.message))
         }
       }
       const got = Buffer.concat(chunks)

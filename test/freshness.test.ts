@@ -4,27 +4,23 @@
  * finds what no watcher reports.
  */
 import t from 'tap'
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { get } from './helpers/http.js'
-import { startPlugin } from './helpers/site.js'
+import { until } from './helpers/poll.js'
+import { startPlugin } from './helpers/server.js'
+import { tempDir } from './helpers/site.js'
 
-function tempDir (t: { teardown: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'wasm-serve-fresh-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
-
-/** Polls a URL until its status and body are the expected ones (a bounded wait, then the last answer fails the test). */
-async function serves (url: string, want: { status: number, body?: string }, ms = 8000): Promise<{ status: number, body: string }> {
-  const deadline = Date.now() + ms
-  for (;;) {
+/** Asks until the URL answers with `want` (status, and body when given); the last answer when time is up. */
+async function serves (url: string, want: { status: number, body?: string }): Promise<{ status: number, body: string }> {
+  let last = { status: 0, body: '' }
+  const matches = async () => {
     const got = await get(url)
-    const now = { status: got.status, body: got.body.toString() }
-    if ((now.status === want.status && (want.body === undefined || now.body === want.body)) || Date.now() > deadline) return now
-    await new Promise(resolve => setTimeout(resolve, 25))
+    last = { status: got.status, body: got.body.toString() }
+    return last.status === want.status && (want.body === undefined || last.body === want.body)
   }
+  await until(matches, { timeout: 8000, what: `${url} to answer ${JSON.stringify(want)}` }).catch(() => {})
+  return last
 }
 
 t.test('a directory deleted and made again is watched again', async t => {
@@ -33,8 +29,7 @@ t.test('a directory deleted and made again is watched again', async t => {
   writeFileSync(join(root, 'sub', 'a.txt'), 'one')
   writeFileSync(join(root, 'sub', 'b.txt'), 'bee')
   // No periodic check: only the watchers can see what follows.
-  const { app, url } = await startPlugin({ root, watch: true, revalidate: 0 })
-  t.teardown(() => app.close())
+  const { url } = await startPlugin(t, { root, watch: true, revalidate: 0 })
   t.same(await serves(`${url}/sub/a.txt`, { status: 200, body: 'one' }), { status: 200, body: 'one' })
   rmSync(join(root, 'sub'), { recursive: true })
   mkdirSync(join(root, 'sub'))
@@ -51,8 +46,7 @@ t.test('directories swapped with mv are served as they are now, and watched as t
   writeFileSync(join(root, 'app', 'main.js'), 'old')
   mkdirSync(join(root, 'app-next'))
   writeFileSync(join(root, 'app-next', 'main.js'), 'new')
-  const { app, url } = await startPlugin({ root, watch: true, revalidate: 0 })
-  t.teardown(() => app.close())
+  const { url } = await startPlugin(t, { root, watch: true, revalidate: 0 })
   t.equal((await get(`${url}/app/main.js`)).body.toString(), 'old')
   renameSync(join(root, 'app'), join(root, 'app-old'))
   renameSync(join(root, 'app-next'), join(root, 'app'))
@@ -69,8 +63,7 @@ t.test('the root deleted and made again is found by the periodic check', async t
   mkdirSync(root)
   writeFileSync(join(root, 'index.html'), '<p>v1')
   writeFileSync(join(root, 'old.txt'), 'only in v1')
-  const { app, url } = await startPlugin({ root, watch: true, revalidate: 0.2 })
-  t.teardown(() => app.close())
+  const { url } = await startPlugin(t, { root, watch: true, revalidate: 0.2 })
   t.equal((await get(`${url}/index.html`)).body.toString(), '<p>v1')
   rmSync(root, { recursive: true })
   mkdirSync(root)
@@ -89,8 +82,7 @@ t.test('a symlinked root pointed at a new release serves the new release', async
   }
   writeFileSync(join(base, 'v1', 'gone.txt'), 'v1 only')
   symlinkSync(join(base, 'v1'), join(base, 'current'))
-  const { app, url } = await startPlugin({ root: join(base, 'current'), watch: true, revalidate: 0.2 })
-  t.teardown(() => app.close())
+  const { url } = await startPlugin(t, { root: join(base, 'current'), watch: true, revalidate: 0.2 })
   t.equal((await get(`${url}/app.wasm`)).body.toString(), 'module v1')
   // How such deploys switch: a new link renamed over the old one, atomically.
   symlinkSync(join(base, 'v2'), join(base, 'next'))
@@ -103,8 +95,7 @@ t.test('without watchers, the periodic check alone sees edits, deletions and new
   const root = tempDir(t)
   writeFileSync(join(root, 'a.txt'), 'aaaa')
   writeFileSync(join(root, 'b.txt'), 'bbbb')
-  const { app, url } = await startPlugin({ root, watch: false, revalidate: 0.2 })
-  t.teardown(() => app.close())
+  const { url } = await startPlugin(t, { root, watch: false, revalidate: 0.2 })
   t.equal((await get(`${url}/a.txt`)).body.toString(), 'aaaa')
   writeFileSync(join(root, 'a.txt'), 'AAAA') // same size, held in memory: only a stat tells
   rmSync(join(root, 'b.txt'))
@@ -119,8 +110,7 @@ t.test('a file rewritten faster than it can be read is never answered 404', asyn
   const root = tempDir(t)
   const file = join(root, 'busy.json')
   writeFileSync(file, JSON.stringify({ n: 0 }))
-  const { app, url } = await startPlugin({ root, watch: true })
-  t.teardown(() => app.close())
+  const { url } = await startPlugin(t, { root, watch: true })
   let writing = true
   const writer = (async () => {
     for (let n = 1; writing; n++) {

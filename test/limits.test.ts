@@ -4,32 +4,18 @@
  */
 import t from 'tap'
 import { connect as connectHttp2, constants as h2 } from 'node:http2'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { createServer } from '../src/server.js'
 import { resolveOptions, type WasmServeOptions } from '../src/options.js'
 import { loadTls } from '../src/tls.js'
 import { rawRequest } from './helpers/raw-http.js'
 import { startCliApp, type Running } from './helpers/server.js'
+import { makeSite } from './helpers/site.js'
 
 const BIG = Buffer.alloc(32 * 1024 * 1024, 'x')
 
-function site (t: { teardown: (fn: () => void) => void }): string {
-  const root = mkdtempSync(join(tmpdir(), 'wasm-serve-limits-'))
-  t.teardown(() => rmSync(root, { recursive: true, force: true }))
-  writeFileSync(join(root, 'big.bin'), BIG)
-  writeFileSync(join(root, 'index.html'), '<!doctype html><title>x</title>')
-  writeFileSync(join(root, 'app.wasm'), Buffer.from('0061736d01000000', 'hex'))
-  return root
-}
-
-async function start (t: { teardown: (fn: () => Promise<void>) => void }, options: WasmServeOptions & { root: string }): Promise<Running> {
-  const server = await startCliApp(options)
-  t.teardown(server.close)
-  return server
-}
+const site = (t: Parameters<typeof makeSite>[0]) => makeSite(t, { 'big.bin': BIG, 'index.html': '<!doctype html><title>x</title>', 'app.wasm': Buffer.from('0061736d01000000', 'hex') })
+const start = (t: Parameters<typeof makeSite>[0], options: WasmServeOptions & { root: string }): Promise<Running> => startCliApp(t, options)
 
 /** Resolves with the time the server took to close a socket; rejects if it is still open after `ms`. */
 function closedWithin (socket: Socket, ms: number): Promise<number> {

@@ -6,15 +6,9 @@
 import t, { type Test } from 'tap'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { readFileSync } from 'node:fs'
-import { brotliCompressSync, constants, gzipSync } from 'node:zlib'
 import { loadWasm, detectFeatures, pickVariant, isWasmType, WasmLoadError, type WasmProgress } from '../public/loader.js'
+import { BR, GZ, SQLITE, TINY } from './helpers/site.js'
 
-const SQLITE = readFileSync('node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm')
-const BR = brotliCompressSync(SQLITE, { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } })
-const GZ = gzipSync(SQLITE, { level: 6 })
-/** (module (func (export "f"))) */
-const TINY = Buffer.from('0061736d0100000001040160000003020100070501016600000a040102000b', 'hex')
 const HTML = Buffer.from('<!doctype html><title>Not found</title><h1>404</h1>\n')
 
 /** Import object for sqlite3.wasm without its Emscripten glue: stubs and a 16 MiB memory. */
@@ -107,6 +101,7 @@ t.test('no length at all (chunked): indeterminate, then 100 %', async t => {
   routes.set('/chunked.wasm', (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/wasm' })
     res.write(SQLITE.subarray(0, 100_000))
+    // The rest a moment later, as a server streaming what it produces: the client sees progress first.
     setTimeout(() => res.end(SQLITE.subarray(100_000)), 10)
   })
   const { events, onProgress } = recorder(t)
@@ -234,11 +229,17 @@ t.test('abort during the download rejects with the AbortError and stops retrying
 t.test('abort during a backoff wait, and an already aborted signal', async t => {
   routes.set('/reset.wasm', (_req, res) => { res.socket?.destroy() })
   const controller = new AbortController()
-  const pending = loadWasm(`${base}/reset.wasm`, {}, { signal: controller.signal, retryDelay: 10_000 })
-  setTimeout(() => controller.abort(), 100)
+  let attempts = 0
+  // Abort once the first attempt has failed and the loader has gone on to its backoff: the failure
+  // settles through promise callbacks only, so by the next turn of the event loop it is waiting.
+  const failing: typeof fetch = (input, init) => {
+    attempts++
+    return fetch(input, init).catch((err: unknown) => { setImmediate(() => controller.abort()); throw err })
+  }
   const started = Date.now()
-  const err = await pending.catch(e => e)
+  const err = await loadWasm(`${base}/reset.wasm`, {}, { signal: controller.signal, retryDelay: 10_000, fetch: failing }).catch(e => e)
   t.equal(err.name, 'AbortError')
+  t.equal(attempts, 1, 'aborted during the backoff, before a second attempt')
   t.ok(Date.now() - started < 5000, 'did not sit out the backoff')
   const aborted = await loadWasm(`${base}/tiny.wasm`, {}, { signal: AbortSignal.abort() }).catch(e => e)
   t.equal(aborted.name, 'AbortError')

@@ -1,22 +1,19 @@
 import t from 'tap'
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import { get } from './helpers/http.js'
-import { JS, SQLITE, makeSite, startPlugin } from './helpers/site.js'
-import { etagOf } from './helpers/server.js'
+import { until } from './helpers/poll.js'
+import { etagOf, startPlugin } from './helpers/server.js'
+import { JS, SITE, SQLITE, makeSite, tempDir } from './helpers/site.js'
 import { zstdAvailable } from '../src/codecs.js'
 
-const root = makeSite()
-const cacheDir = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-cache-'))
-rmSync(join(root, 'sqlite3.wasm.br'))
-rmSync(join(root, 'sqlite3.wasm.gz'))
-t.teardown(() => { rmSync(root, { recursive: true, force: true }); rmSync(cacheDir, { recursive: true, force: true }) })
+// The site without the module's siblings: the server makes its encodings itself (D4).
+const root = makeSite(t, Object.fromEntries(Object.entries(SITE).filter(([path]) => !path.startsWith('sqlite3.wasm.'))))
+const cacheDir = tempDir(t, 'otf-cache')
 
 t.test('a compressible file without siblings is compressed once and then served like a sibling (D4)', async t => {
-  const { app, url } = await startPlugin({ root, compress: { cacheDir } })
-  t.teardown(() => app.close())
+  const { app, url } = await startPlugin(t, { root, compress: { cacheDir } })
   await app.wasmServe.compressionIdle()
   const br = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br' })
   t.equal(br.headers['content-encoding'], 'br')
@@ -43,8 +40,7 @@ t.test('a compressible file without siblings is compressed once and then served 
 })
 
 t.test('a restart reuses the cache directory and a streamed cache entry keeps its length (D4, D5)', async t => {
-  const { app, url } = await startPlugin({ root, compress: { cacheDir }, memoryBudget: 0 })
-  t.teardown(() => app.close())
+  const { app, url } = await startPlugin(t, { root, compress: { cacheDir }, memoryBudget: 0 })
   await app.wasmServe.compressionIdle()
   const br = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br' })
   t.equal(br.headers['content-encoding'], 'br')
@@ -53,10 +49,8 @@ t.test('a restart reuses the cache directory and a streamed cache entry keeps it
 })
 
 t.test('a file beyond the memory budget gets gzip, encoded from disk into the cache directory (D4)', async t => {
-  const freshCache = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-disk-'))
-  t.teardown(() => rmSync(freshCache, { recursive: true, force: true }))
-  const { app, url } = await startPlugin({ root, compress: { cacheDir: freshCache }, memoryBudget: 0 })
-  t.teardown(() => app.close())
+  const freshCache = tempDir(t, 'otf-disk')
+  const { app, url } = await startPlugin(t, { root, compress: { cacheDir: freshCache }, memoryBudget: 0 })
   await app.wasmServe.compressionIdle()
   const gz = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br, gzip' })
   t.equal(gz.headers['content-encoding'], 'gzip', 'brotli would need more working memory than the budget allows')
@@ -69,10 +63,8 @@ t.test('a file beyond the memory budget gets gzip, encoded from disk into the ca
 })
 
 t.test('without 32 MB of headroom in the budget only gzip is made on the fly (encoder memory is charged to it)', async t => {
-  const freshCache = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-tight-'))
-  t.teardown(() => rmSync(freshCache, { recursive: true, force: true }))
-  const { app, url } = await startPlugin({ root, compress: { cacheDir: freshCache }, memoryBudget: '8MB' })
-  t.teardown(() => app.close())
+  const freshCache = tempDir(t, 'otf-tight')
+  const { app, url } = await startPlugin(t, { root, compress: { cacheDir: freshCache }, memoryBudget: '8MB' })
   await app.wasmServe.compressionIdle()
   const res = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br, gzip' })
   t.equal(res.headers['content-encoding'], 'gzip')
@@ -81,41 +73,36 @@ t.test('without 32 MB of headroom in the budget only gzip is made on the fly (en
 })
 
 t.test('a modified file is compressed again, never served with a stale encoding (D4, D16)', async t => {
-  const { app, url } = await startPlugin({ root, compress: { cacheDir }, watch: true })
-  t.teardown(() => app.close())
+  const { app, url } = await startPlugin(t, { root, compress: { cacheDir }, watch: true })
   await app.wasmServe.compressionIdle()
   const changed = Buffer.from('export const changed = true\n'.repeat(200))
   writeFileSync(join(root, 'app.js'), changed)
-  let res = await get(`${url}/app.js`, { 'accept-encoding': 'br' })
-  for (let i = 0; i < 100 && !(res.headers['content-encoding'] === 'br' && brotliDecompressSync(res.body).equals(changed)); i++) {
-    const body = res.headers['content-encoding'] === 'br' ? brotliDecompressSync(res.body) : res.body
+  const res = await until(async () => {
+    const got = await get(`${url}/app.js`, { 'accept-encoding': 'br' })
+    const body = got.headers['content-encoding'] === 'br' ? brotliDecompressSync(got.body) : got.body
     t.ok(body.equals(changed) || body.equals(JS), 'every response is the old or the new file, whole')
-    await new Promise(resolve => setTimeout(resolve, 50))
-    res = await get(`${url}/app.js`, { 'accept-encoding': 'br' })
-  }
+    return got.headers['content-encoding'] === 'br' && body.equals(changed) && got
+  }, { timeout: 10_000, what: 'the new app.js to be served in br' })
   t.equal(res.headers['content-encoding'], 'br')
   t.ok(brotliDecompressSync(res.body).equals(changed))
   t.equal(res.headers['x-decoded-content-length'], String(changed.length))
 })
 
 t.test('compress.onTheFly false leaves files as they are', async t => {
-  const { app, url } = await startPlugin({ root, compress: { onTheFly: false } })
-  t.teardown(() => app.close())
+  const { url } = await startPlugin(t, { root, compress: { onTheFly: false } })
   const res = await get(`${url}/sqlite3.wasm`, { 'accept-encoding': 'br' })
   t.equal(res.headers['content-encoding'], undefined)
   t.equal(res.headers.vary, undefined)
 })
 
 t.test('the cache directory may not be inside the root', async t => {
-  await t.rejects(startPlugin({ root, compress: { cacheDir: join(root, 'cache') } }), /outside the served root/)
+  await t.rejects(startPlugin(t, { root, compress: { cacheDir: join(root, 'cache') } }), /outside the served root/)
   t.notOk(existsSync(join(root, 'cache')))
 })
 
 t.test('a file Varies only when an encoding can be made for it: zstd alone where zlib has none (D4, D7)', async t => {
-  const freshCache = mkdtempSync(join(tmpdir(), 'wasm-serve-otf-zstd-'))
-  t.teardown(() => rmSync(freshCache, { recursive: true, force: true }))
-  const { app, url } = await startPlugin({ root, precompressed: ['zstd'], compress: { cacheDir: freshCache } })
-  t.teardown(() => app.close())
+  const freshCache = tempDir(t, 'otf-zstd')
+  const { app, url } = await startPlugin(t, { root, precompressed: ['zstd'], compress: { cacheDir: freshCache } })
   await app.wasmServe.compressionIdle()
   const res = await get(`${url}/app.js`, { 'accept-encoding': 'zstd' })
   t.ok(res.body.length > 0)

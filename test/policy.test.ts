@@ -1,6 +1,6 @@
-// The route policy (SPEC D10–D13, issue 3 items 1–4) as plain functions: the content-hash detector
-// on names real build tools emit, the preload Link values, and the per-file headers compilePolicy
-// computes at catalog time. HTTP behaviour is in delivery-policy.test.ts.
+// The route policy (D10–D13) as plain functions: the content-hash detector on names real build
+// tools emit, the preload Link values, and the per-file headers compilePolicy computes at catalog
+// time. HTTP behaviour is in delivery-policy.test.ts.
 import t from 'tap'
 import { IMMUTABLE, REVALIDATE, compilePolicy, isHashedName, preloadLink } from '../src/policy.js'
 import { resolveOptions, type WasmServeOptions } from '../src/options.js'
@@ -21,7 +21,7 @@ const NAMES: Array<[string, boolean, string]> = [
   ['static/js/main.e5c5b1a3.chunk.js', true, 'create-react-app chunk'],
   ['runtime.0123abcd4567ef89.js', true, 'webpack xxhash64 contenthash, 16 hex'],
   ['0123456789abcdef0123.module.wasm', true, 'wasm-pack via webpack asyncWebAssembly'],
-  ['app.3f9a1c2b.wasm', true, 'SPEC D10 example'],
+  ['app.3f9a1c2b.wasm', true, 'a hashed module, as in D10'],
   // Parcel: `[name].[hash:8]`
   ['index.2b3c4d5e.js', true, 'Parcel 2 script'],
   ['styles.9c3f8a1b.css', true, 'Parcel 2 stylesheet'],
@@ -69,8 +69,6 @@ const NAMES: Array<[string, boolean, string]> = [
 ]
 
 t.test('recognises content hashes from real build tools and leaves versions and plain names alone', async t => {
-  t.ok(NAMES.length >= 24, `a table of ${NAMES.length} names`)
-  t.ok(NAMES.filter(([, hashed]) => !hashed).length >= 10, 'at least ten names that must not count')
   for (const [name, hashed, source] of NAMES) {
     t.equal(isHashedName(name), hashed, `${name} (${source}) ${hashed ? 'is' : 'is not'} hashed`)
   }

@@ -1,31 +1,22 @@
 import t from 'tap'
 import { request } from 'undici'
-import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { chmodSync, readdirSync, renameSync, utimesSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { CLI, ROOT, serveCli } from './helpers/cli.js'
 import { get } from './helpers/http.js'
-import { SQLITE, startPlugin } from './helpers/site.js'
-import { etagOf } from './helpers/server.js'
-
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
-
-function tempRoot (t: { teardown: (fn: () => void) => void }): string {
-  const root = mkdtempSync(join(tmpdir(), 'wasm-serve-robust-'))
-  t.teardown(() => rmSync(root, { recursive: true, force: true }))
-  return root
-}
+import { until } from './helpers/poll.js'
+import { etagOf, openUnder, startPlugin } from './helpers/server.js'
+import { SQLITE, makeSite, tempDir } from './helpers/site.js'
 
 t.test('a file renamed over with the same size and mtime is not sent under the old ETag (D16)', async t => {
-  const root = tempRoot(t)
   const a = Buffer.alloc(300_000, 'a')
   const b = Buffer.alloc(300_000, 'b')
-  writeFileSync(join(root, 'data.bin'), a)
+  const root = makeSite(t, { 'data.bin': a })
   const then = new Date(Date.now() - 60_000)
   utimesSync(join(root, 'data.bin'), then, then)
-  const { app, url } = await startPlugin({ root, memoryBudget: 0 })
-  t.teardown(() => app.close())
+  const { url } = await startPlugin(t, { root, memoryBudget: 0 })
   t.equal((await get(`${url}/data.bin`)).headers.etag, etagOf(a))
   writeFileSync(join(root, 'next.bin'), b)
   utimesSync(join(root, 'next.bin'), then, then)
@@ -36,30 +27,25 @@ t.test('a file renamed over with the same size and mtime is not sent under the o
 })
 
 t.test('a client gone before the body is read leaves no open file behind', async t => {
-  const root = tempRoot(t)
-  writeFileSync(join(root, 'big.bin'), Buffer.alloc(2_000_000, 7))
-  const { app, url } = await startPlugin({ root, memoryBudget: 0 })
-  t.teardown(() => app.close())
-  const port = Number(new URL(url).port)
-  const openOnBig = () => readdirSync('/proc/self/fd').filter(fd => { try { return readlinkSync(`/proc/self/fd/${fd}`).endsWith('big.bin') } catch { return false } }).length
+  const root = makeSite(t, { 'big.bin': Buffer.alloc(2_000_000, 7) })
+  const { url, port } = await startPlugin(t, { root, memoryBudget: 0 })
   await Promise.all(Array.from({ length: 200 }, (_, i) => new Promise<void>(resolve => {
     const socket = connect(port, '127.0.0.1', () => {
       socket.write('GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n')
+      // Gone at different points of the response: at once, or 1 or 2 ms after asking.
       setTimeout(() => { socket.destroy(); resolve() }, i % 3)
     })
     socket.on('error', () => resolve())
   })))
-  for (let i = 0; i < 50 && openOnBig() > 0; i++) await sleep(50)
-  t.equal(openOnBig(), 0, 'every file handle was closed')
+  await until(() => openUnder(root) === 0, { timeout: 2500, what: 'every file handle to be closed' })
+  t.equal(openUnder(root), 0, 'every file handle was closed')
   t.equal((await get(`${url}/big.bin`)).status, 200, 'and the server still answers')
 })
 
 t.test('a lone archive.tar.gz is a download, not an encoding of a tar (D3)', async t => {
-  const root = tempRoot(t)
   const gz = Buffer.from('1f8b0800000000000003030000000000000000', 'hex')
-  writeFileSync(join(root, 'data.tar.gz'), gz)
-  const { app, url } = await startPlugin({ root })
-  t.teardown(() => app.close())
+  const root = makeSite(t, { 'data.tar.gz': gz })
+  const { url } = await startPlugin(t, { root })
   const res = await get(`${url}/data.tar.gz`, { 'accept-encoding': 'gzip' })
   t.equal(res.headers['content-type'], 'application/gzip')
   t.equal(res.headers['content-encoding'], undefined)
@@ -67,11 +53,8 @@ t.test('a lone archive.tar.gz is a download, not an encoding of a tar (D3)', asy
 })
 
 t.test('a directory redirect keeps special characters encoded', async t => {
-  const root = tempRoot(t)
-  mkdirSync(join(root, 'a#b'))
-  writeFileSync(join(root, 'a#b', 'index.html'), '<p>x</p>')
-  const { app, url } = await startPlugin({ root })
-  t.teardown(() => app.close())
+  const root = makeSite(t, { 'a#b/index.html': '<p>x</p>' })
+  const { url } = await startPlugin(t, { root })
   const res = await request(`${url}/a%23b`)
   await res.body.dump()
   t.equal(res.statusCode, 301)
@@ -79,10 +62,8 @@ t.test('a directory redirect keeps special characters encoded', async t => {
 })
 
 t.test('416 and 406 keep the CORS and policy headers a cross-origin page needs (D13)', async t => {
-  const root = tempRoot(t)
-  writeFileSync(join(root, 'app.wasm'), SQLITE)
-  const { app, url } = await startPlugin({ root, cors: { origin: ['https://a.example'] }, crossOriginIsolation: 'require-corp' })
-  t.teardown(() => app.close())
+  const root = makeSite(t, { 'app.wasm': SQLITE })
+  const { url } = await startPlugin(t, { root, cors: { origin: ['https://a.example'] }, crossOriginIsolation: 'require-corp' })
   for (const [status, headers] of [[416, { range: `bytes=${SQLITE.length}-` }], [406, { 'accept-encoding': 'identity;q=0' }]] as const) {
     const res = await get(`${url}/app.wasm`, { origin: 'https://a.example', ...headers })
     t.equal(res.status, status)
@@ -93,50 +74,28 @@ t.test('416 and 406 keep the CORS and policy headers a cross-origin page needs (
 })
 
 t.test('a cache directory others can write to is not used (D4)', async t => {
-  const root = tempRoot(t)
-  writeFileSync(join(root, 'app.wasm'), SQLITE)
-  const shared = mkdtempSync(join(tmpdir(), 'wasm-serve-shared-'))
-  t.teardown(() => rmSync(shared, { recursive: true, force: true }))
+  const root = makeSite(t, { 'app.wasm': SQLITE })
+  const shared = tempDir(t, 'shared')
   chmodSync(shared, 0o777)
-  const lines: string[] = []
-  const { default: Fastify } = await import('fastify')
-  const { default: wasmServe } = await import('../src/plugin.js')
-  const app = Fastify({ logger: { level: 'warn', stream: { write: (l: string) => { lines.push(l) } } }, forceCloseConnections: true })
-  await app.register(wasmServe, { root, watch: false, compress: { cacheDir: shared } })
-  await app.ready()
+  const { app, logs } = await startPlugin(t, { root, compress: { cacheDir: shared } }, { fastify: { forceCloseConnections: true } })
   await app.wasmServe.compressionIdle()
-  t.teardown(() => app.close())
   t.same(readdirSync(shared), [], 'nothing written there')
-  t.ok(lines.some(l => l.includes('group or others can write to it')), 'and the reason is logged')
+  t.ok(logs.some(l => JSON.stringify(l).includes('group or others can write to it')), 'and the reason is logged')
 })
 
 t.test('unreadable files and directories are left out, not a failed start (as a non-root user)', async t => {
   if (process.getuid?.() !== 0) return t.skip('needs root to start the CLI as another user; permissions do not stop root')
-  const env = { ...process.env }
-  delete env.NODE_OPTIONS // tap's own loaders, which user nobody may not be able to read
-  const probe = spawnSync(process.execPath, ['-e', 'require("fs").accessSync(process.argv[1] + "/dist/cli.js")', process.cwd()], { uid: 65534, gid: 65534, env })
-  if (probe.status !== 0) return t.skip(`this checkout (${process.cwd()}) is not readable by user nobody, so the CLI cannot run as nobody here`)
-  const root = mkdtempSync(join(tmpdir(), 'wasm-serve-perm-'))
-  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  const nobody = { uid: 65534, gid: 65534 }
+  const probe = spawnSync(process.execPath, ['-e', 'require("fs").accessSync(process.argv[1])', CLI], { ...nobody, env: {} })
+  if (probe.status !== 0) return t.skip(`this checkout (${ROOT}) is not readable by user nobody, so the CLI cannot run as nobody here`)
+  const root = makeSite(t, { 'ok.wasm': SQLITE, 'secret.txt': 'secret', 'private/x.txt': 'x' })
   chmodSync(root, 0o755)
-  writeFileSync(join(root, 'ok.wasm'), SQLITE)
   chmodSync(join(root, 'ok.wasm'), 0o644)
-  writeFileSync(join(root, 'secret.txt'), 'secret')
   chmodSync(join(root, 'secret.txt'), 0o000)
-  mkdirSync(join(root, 'private'), { mode: 0o700 })
-  writeFileSync(join(root, 'private', 'x.txt'), 'x')
-  t.ok(statSync('dist/cli.js').isFile(), 'dist/cli.js is built')
-  const child = spawn(process.execPath, ['dist/cli.js', root, '--port', '0'], { uid: 65534, gid: 65534, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { child.kill('SIGKILL') })
-  let out = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
-  for (let i = 0; i < 100 && !/http:\/\/127\.0\.0\.1:\d+/.test(out); i++) await sleep(100)
-  const base = /http:\/\/127\.0\.0\.1:\d+/.exec(out)?.[0]
-  t.ok(base, `the server started: ${out.slice(0, 300)}`)
-  if (base === undefined) return
-  t.equal((await get(`${base}/ok.wasm`)).status, 200)
-  t.equal((await get(`${base}/secret.txt`)).status, 404)
-  t.equal((await get(`${base}/private/x.txt`)).status, 404)
-  t.match(out, /cannot read a file; it is not served/)
+  chmodSync(join(root, 'private'), 0o700)
+  const { url, out } = await serveCli(t, [root, '--port', '0'], { user: nobody })
+  t.equal((await get(`${url}/ok.wasm`)).status, 200)
+  t.equal((await get(`${url}/secret.txt`)).status, 404)
+  t.equal((await get(`${url}/private/x.txt`)).status, 404)
+  t.match(out.stdout + out.stderr, /cannot read a file; it is not served/)
 })

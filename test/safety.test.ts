@@ -1,15 +1,14 @@
-// SPEC D14 (issue 2 item 6): hostile request targets, sent byte for byte over a bare socket, never
-// reach a byte outside the root or a dotfile, never crash or 5xx the server, and no error body names
-// a filesystem path. The same corpus runs against the CLI's app and the plugin under a prefix.
+// D14: hostile request targets, sent byte for byte over a bare socket, never reach a byte outside
+// the root or a dotfile, never crash or 5xx the server, and no error body names a filesystem path.
+// The same corpus runs against the CLI's app and the plugin under a prefix.
 import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { realpath, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { rawRequest, type RawResponse } from './helpers/raw-http.js'
-import { etagOf, SQLITE_WASM_PATH, startCliApp, startPluginApp, type Running } from './helpers/server.js'
+import { etagOf, startCliApp, startPlugin, type Running } from './helpers/server.js'
+import { SQLITE, tempDir, writeFiles } from './helpers/site.js'
 
-const SQLITE = await readFile(SQLITE_WASM_PATH)
 /** Markers that must never appear in any response: they live outside the root or in dotfiles. */
 const OUTSIDE = `CANARY-OUTSIDE-${randomUUID()}`
 const OUTSIDE_DIR = `CANARY-OUTSIDE-DIR-${randomUUID()}`
@@ -25,23 +24,22 @@ interface Tree { base: string, root: string, realBase: string }
  * out of the root and inside it.
  */
 async function makeTree (t: Test): Promise<Tree> {
-  const base = await mkdtemp(join(tmpdir(), 'wasm-serve-safety-'))
-  t.teardown(() => rm(base, { recursive: true, force: true }))
+  const base = tempDir(t, 'safety')
   const root = join(base, 'root')
-  await mkdir(join(base, 'outside'), { recursive: true })
-  await writeFile(join(base, 'canary.txt'), `${OUTSIDE}\n`)
-  await writeFile(join(base, 'canary.wasm'), `${OUTSIDE}\n`)
-  await writeFile(join(base, 'outside', 'secret.txt'), `${OUTSIDE_DIR}\n`)
-  for (const dir of ['sub', 'nolisting', '.git', '.well-known']) await mkdir(join(root, dir), { recursive: true })
-  await writeFile(join(root, 'sqlite3.wasm'), SQLITE)
-  await writeFile(join(root, 'index.html'), '<!doctype html><title>safety</title>\n')
-  await writeFile(join(root, '.env'), `SECRET=${DOTFILE}\n`)
-  await writeFile(join(root, '.git', 'config'), `[core]\n# ${DOTFILE}\n`)
-  await writeFile(join(root, 'sub', '.secret'), `${DOTFILE}\n`)
-  await writeFile(join(root, 'sub', 'file.txt'), NESTED)
-  await writeFile(join(root, 'nolisting', 'a.txt'), NESTED)
-  await writeFile(join(root, 'nolisting', 'b.wasm'), SQLITE.subarray(0, 64))
-  await writeFile(join(root, '.well-known', 'security.txt'), SECURITY_TXT)
+  writeFiles(base, {
+    'canary.txt': `${OUTSIDE}\n`,
+    'canary.wasm': `${OUTSIDE}\n`,
+    'outside/secret.txt': `${OUTSIDE_DIR}\n`,
+    'root/sqlite3.wasm': SQLITE,
+    'root/index.html': '<!doctype html><title>safety</title>\n',
+    'root/.env': `SECRET=${DOTFILE}\n`,
+    'root/.git/config': `[core]\n# ${DOTFILE}\n`,
+    'root/sub/.secret': `${DOTFILE}\n`,
+    'root/sub/file.txt': NESTED,
+    'root/nolisting/a.txt': NESTED,
+    'root/nolisting/b.wasm': SQLITE.subarray(0, 64),
+    'root/.well-known/security.txt': SECURITY_TXT,
+  })
   await symlink('../canary.txt', join(root, 'link-out.txt'))
   await symlink(join(base, 'canary.wasm'), join(root, 'link-out-absolute.wasm'))
   await symlink('link-out.txt', join(root, 'chain.txt'))
@@ -51,95 +49,103 @@ async function makeTree (t: Test): Promise<Tree> {
   return { base, root, realBase: await realpath(base) }
 }
 
-interface Case {
-  /** What the target tries. */
-  name: string
-  target: string
-  /** Statuses that are a correct refusal; default 400, 403, 404. */
-  refuse?: number[]
-  /** When set, a 200 with exactly these bytes is also correct (the target names a file inside the root). */
-  ok?: Buffer
-  /** Send the target in absolute form (http://host/…), with the mount prefix inside it. */
-  absoluteForm?: boolean
+/** Stands for the server's origin and mount prefix: the target is sent in absolute form (http://host/…). */
+const ABSOLUTE = 'http://HOST'
+
+/** Targets with one expected outcome, by what each one tries. */
+interface Group {
+  /** Statuses that are a correct refusal. */
+  refuse: number[]
+  /** A 200 with sqlite3.wasm's bytes is correct too: the target, however odd, names it inside the root. */
+  inside?: true
+  targets: Record<string, string>
 }
 
-function corpus (tree: Tree): Case[] {
-  const c = (name: string, target: string, extra: Partial<Case> = {}): Case => ({ name, target, ...extra })
+function corpus (tree: Tree): Group[] {
+  const escapes = {
+    'plain .. segment': '/../canary.txt',
+    'many plain .. segments to /etc/passwd': '/../../../../../../../../etc/passwd',
+    '.. after a real directory': '/sub/../../canary.txt',
+    '.. as the last segment': '/sub/file.txt/..',
+    'bare ..': '/..',
+    'encoded dots %2e%2e': '/%2e%2e/canary.txt',
+    'upper-case encoded dots %2E%2E': '/%2E%2E/canary.txt',
+    'half-encoded dots .%2e': '/.%2e/canary.txt',
+    'half-encoded dots %2e.': '/%2e./canary.txt',
+    'mixed-case encoded dots and slash': '/%2E%2e%2Fcanary.txt',
+    'double-encoded dots %252e%252e': '/%252e%252e/canary.txt',
+    'double-encoded dots and slash': '/%252E%252E%252Fcanary.txt',
+    'double-encoded dots after a real directory': '/sub/%252e%252e/%252e%252e/canary.txt',
+    'dots with an encoded slash ..%2f': '/..%2fcanary.txt',
+    'fully encoded ../ %2e%2e%2f': '/%2e%2e%2fcanary.txt',
+    'encoded ../../../etc/passwd': '/%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd',
+    'fifty ..%2f to /etc/passwd': '/' + '..%2f'.repeat(50) + 'etc/passwd',
+    'encoded slash after a real directory': '/sub/..%2f..%2fcanary.txt',
+    'dots with an encoded backslash ..%5c': '/..%5ccanary.txt',
+    'encoded dots and backslash': '/%2e%2e%5ccanary.txt',
+    'raw backslashes \\..\\': '/\\..\\canary.txt',
+    'raw backslashes after a real directory': '/sub\\..\\..\\canary.txt',
+    'encoded backslashes %5c..%5c': '/%5c..%5ccanary.txt',
+    'double-encoded backslash ..%255c': '/..%255c..%255ccanary.txt',
+    'encoded NUL before an extension': '/sqlite3.wasm%00.html',
+    'encoded NUL in a .. segment': '/..%00/canary.txt',
+    'encoded NUL alone': '/%00',
+    'double-encoded NUL %2500': '/sqlite3.wasm%2500.html',
+    'overlong UTF-8 dots %c0%ae': '/%c0%ae%c0%ae/canary.txt',
+    'three-byte overlong dots %e0%80%ae': '/%e0%80%ae%e0%80%ae/canary.txt',
+    'overlong UTF-8 slash %c0%af': '/..%c0%afcanary.txt',
+    'overlong slash around dots': '/%c0%af..%c0%afcanary.txt',
+    'double-encoded overlong dots': '/%25c0%25ae%25c0%25ae/canary.txt',
+    'IIS %u escapes': '/%u002e%u002e/canary.txt',
+    'full-width dots (not dots)': '/%ef%bc%8e%ef%bc%8e/canary.txt',
+    'four dots and a double slash': '/....//canary.txt',
+    'double slash to /etc/passwd': '//etc/passwd',
+    'absolute /etc/passwd': '/etc/passwd',
+    'absolute path of the canary on disk': `/${tree.base}/canary.txt`,
+    'encoded absolute path of the canary': `/${encodeURIComponent(join(tree.base, 'canary.txt'))}`,
+    'semicolon before ..': '/sqlite3.wasm;/../canary.txt',
+    'Tomcat ..; segment': '/..;/canary.txt',
+    'encoded ? before ..': '/%3f/../canary.txt',
+    'encoded # before ..': '/%23/../canary.txt',
+    'absolute-form target with ..': `${ABSOLUTE}/../canary.txt`,
+    'symlink to a file outside the root': '/link-out.txt',
+    'symlink with an absolute target outside the root': '/link-out-absolute.wasm',
+    'chain of symlinks leading outside': '/chain.txt',
+    'file under a symlinked directory outside the root': '/link-dir-out/secret.txt',
+    'symlinked directory outside the root itself': '/link-dir-out/',
+    'symlink to the parent directory': '/up/canary.txt',
+    '.. out of .well-known to a dotfile': '/.well-known/../.env',
+    '4 KB path': '/' + 'a'.repeat(4000),
+    '6 KB path of segments': '/' + 'a/'.repeat(3000) + 'x.wasm',
+    '8 KB of .. segments': '/..'.repeat(2700) + '/canary.txt',
+  }
+  const inside = {
+    'dot segment /./': '/./sqlite3.wasm',
+    'bare encoded dot': '/%2e/sqlite3.wasm',
+    'double slash before a real file': '//sqlite3.wasm',
+    'absolute path of the root on disk': `/${tree.root}/sqlite3.wasm`,
+    '.. hidden after ?': '/sqlite3.wasm?/../../canary.txt',
+    '.. hidden after #': '/sqlite3.wasm#/../../canary.txt',
+    'absolute-form target to a real file': `${ABSOLUTE}/sqlite3.wasm`,
+    'symlink to the parent directory, back into the root': '/up/root/sqlite3.wasm',
+  }
+  const hidden = {
+    'dotfile .env': '/.env',
+    'encoded dotfile %2eenv': '/%2eenv',
+    'dotfile directory .git/config': '/.git/config',
+    'dotfile directory itself': '/.git/',
+    'nested dotfile sub/.secret': '/sub/.secret',
+    'nested encoded dotfile': '/sub/%2esecret',
+    '.well-known nested below the top': '/sub/.well-known/security.txt',
+    'directory without index.html, with slash': '/nolisting/',
+    'directory without index.html, without slash': '/nolisting',
+    'a file with a trailing slash': '/sqlite3.wasm/',
+  }
   return [
-    c('plain .. segment', '/../canary.txt'),
-    c('many plain .. segments to /etc/passwd', '/../../../../../../../../etc/passwd'),
-    c('.. after a real directory', '/sub/../../canary.txt'),
-    c('.. as the last segment', '/sub/file.txt/..'),
-    c('bare ..', '/..'),
-    c('encoded dots %2e%2e', '/%2e%2e/canary.txt'),
-    c('upper-case encoded dots %2E%2E', '/%2E%2E/canary.txt'),
-    c('half-encoded dots .%2e', '/.%2e/canary.txt'),
-    c('half-encoded dots %2e.', '/%2e./canary.txt'),
-    c('mixed-case encoded dots and slash', '/%2E%2e%2Fcanary.txt'),
-    c('double-encoded dots %252e%252e', '/%252e%252e/canary.txt'),
-    c('double-encoded dots and slash', '/%252E%252E%252Fcanary.txt'),
-    c('double-encoded dots after a real directory', '/sub/%252e%252e/%252e%252e/canary.txt'),
-    c('dots with an encoded slash ..%2f', '/..%2fcanary.txt'),
-    c('fully encoded ../ %2e%2e%2f', '/%2e%2e%2fcanary.txt'),
-    c('encoded ../../../etc/passwd', '/%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd'),
-    c('fifty ..%2f to /etc/passwd', '/' + '..%2f'.repeat(50) + 'etc/passwd'),
-    c('encoded slash after a real directory', '/sub/..%2f..%2fcanary.txt'),
-    c('dots with an encoded backslash ..%5c', '/..%5ccanary.txt'),
-    c('encoded dots and backslash', '/%2e%2e%5ccanary.txt'),
-    c('raw backslashes \\..\\', '/\\..\\canary.txt'),
-    c('raw backslashes after a real directory', '/sub\\..\\..\\canary.txt'),
-    c('encoded backslashes %5c..%5c', '/%5c..%5ccanary.txt'),
-    c('double-encoded backslash ..%255c', '/..%255c..%255ccanary.txt'),
-    c('encoded NUL before an extension', '/sqlite3.wasm%00.html'),
-    c('encoded NUL in a .. segment', '/..%00/canary.txt'),
-    c('encoded NUL alone', '/%00'),
-    c('double-encoded NUL %2500', '/sqlite3.wasm%2500.html'),
-    c('overlong UTF-8 dots %c0%ae', '/%c0%ae%c0%ae/canary.txt'),
-    c('three-byte overlong dots %e0%80%ae', '/%e0%80%ae%e0%80%ae/canary.txt'),
-    c('overlong UTF-8 slash %c0%af', '/..%c0%afcanary.txt'),
-    c('overlong slash around dots', '/%c0%af..%c0%afcanary.txt'),
-    c('double-encoded overlong dots', '/%25c0%25ae%25c0%25ae/canary.txt'),
-    c('IIS %u escapes', '/%u002e%u002e/canary.txt'),
-    c('full-width dots (not dots)', '/%ef%bc%8e%ef%bc%8e/canary.txt'),
-    c('four dots and a double slash', '/....//canary.txt'),
-    c('dot segment /./', '/./sqlite3.wasm', { ok: SQLITE }),
-    c('bare encoded dot', '/%2e/sqlite3.wasm', { ok: SQLITE }),
-    c('double slash to /etc/passwd', '//etc/passwd'),
-    c('absolute /etc/passwd', '/etc/passwd'),
-    c('double slash before a real file', '//sqlite3.wasm', { ok: SQLITE }),
-    c('absolute path of the root on disk', `/${tree.root}/sqlite3.wasm`, { ok: SQLITE }),
-    c('absolute path of the canary on disk', `/${tree.base}/canary.txt`),
-    c('encoded absolute path of the canary', `/${encodeURIComponent(join(tree.base, 'canary.txt'))}`),
-    c('semicolon before ..', '/sqlite3.wasm;/../canary.txt'),
-    c('Tomcat ..; segment', '/..;/canary.txt'),
-    c('.. hidden after ?', '/sqlite3.wasm?/../../canary.txt', { ok: SQLITE }),
-    c('.. hidden after #', '/sqlite3.wasm#/../../canary.txt', { ok: SQLITE }),
-    c('encoded ? before ..', '/%3f/../canary.txt'),
-    c('encoded # before ..', '/%23/../canary.txt'),
-    c('absolute-form target with ..', '/../canary.txt', { absoluteForm: true }),
-    c('absolute-form target to a real file', '/sqlite3.wasm', { absoluteForm: true, ok: SQLITE }),
-    c('symlink to a file outside the root', '/link-out.txt'),
-    c('symlink with an absolute target outside the root', '/link-out-absolute.wasm'),
-    c('chain of symlinks leading outside', '/chain.txt'),
-    c('file under a symlinked directory outside the root', '/link-dir-out/secret.txt'),
-    c('symlinked directory outside the root itself', '/link-dir-out/'),
-    c('symlink to the parent directory', '/up/canary.txt'),
-    c('symlink to the parent directory, back into the root', '/up/root/sqlite3.wasm', { ok: SQLITE }),
-    c('dotfile .env', '/.env', { refuse: [404] }),
-    c('encoded dotfile %2eenv', '/%2eenv', { refuse: [404] }),
-    c('dotfile directory .git/config', '/.git/config', { refuse: [404] }),
-    c('dotfile directory itself', '/.git/', { refuse: [404] }),
-    c('nested dotfile sub/.secret', '/sub/.secret', { refuse: [404] }),
-    c('nested encoded dotfile', '/sub/%2esecret', { refuse: [404] }),
-    c('.. out of .well-known to a dotfile', '/.well-known/../.env'),
-    c('.well-known nested below the top', '/sub/.well-known/security.txt', { refuse: [404] }),
-    c('directory without index.html, with slash', '/nolisting/', { refuse: [404] }),
-    c('directory without index.html, without slash', '/nolisting', { refuse: [404] }),
-    c('a file with a trailing slash', '/sqlite3.wasm/', { refuse: [404] }),
-    c('4 KB path', '/' + 'a'.repeat(4000)),
-    c('6 KB path of segments', '/' + 'a/'.repeat(3000) + 'x.wasm'),
-    c('8 KB of .. segments', '/..'.repeat(2700) + '/canary.txt'),
-    c('64 KB path', '/' + 'a'.repeat(64 * 1024), { refuse: [400, 414, 431] }),
+    { refuse: [400, 403, 404], targets: escapes },
+    { refuse: [400, 403, 404], inside: true, targets: inside },
+    { refuse: [404], targets: hidden },
+    { refuse: [400, 414, 431], targets: { '64 KB path': '/' + 'a'.repeat(64 * 1024) } },
   ]
 }
 
@@ -151,34 +157,38 @@ function leaks (body: string, tree: Tree, echo: string[]): string[] {
   return [OUTSIDE, OUTSIDE_DIR, DOTFILE, 'root:x:0:0', ...paths].filter(s => text.includes(s))
 }
 
-interface Surface { name: string, start: (root: string) => Promise<Running>, prefix: string, echoed: boolean }
+interface Surface { name: string, start: (t: Test, root: string) => Promise<Running>, prefix: string, echoed: boolean }
 
 const surfaces: Surface[] = [
-  { name: 'the CLI app', start: (root) => startCliApp({ root }), prefix: '', echoed: false },
+  { name: 'the CLI app', start: (t, root) => startCliApp(t, { root }), prefix: '', echoed: false },
   // A plain Fastify app's own 404 and bad-URL answers repeat the request URL; that echoes the client, not the disk.
-  { name: 'the plugin under /static', start: (root) => startPluginApp({ root, prefix: '/static' }), prefix: '/static', echoed: true },
+  { name: 'the plugin under /static', start: startPluginUnderStatic, prefix: '/static', echoed: true },
 ]
+
+/** The plugin as an app mounts it: under a prefix, next to a route of the app's own, watching the root (its default). */
+function startPluginUnderStatic (t: Test, root: string): Promise<Running> {
+  return startPlugin(t, { root, prefix: '/static', watch: true }, { before: app => app.get('/app-route', async () => 'the app\'s own route\n') })
+}
 
 for (const surface of surfaces) {
   t.test(`${surface.name} refuses every hostile target and keeps serving`, async (t) => {
     const tree = await makeTree(t)
-    const server = await surface.start(tree.root)
-    t.teardown(server.close)
-    const cases = corpus(tree)
-    t.ok(cases.length >= 40, `the corpus has at least 40 targets (${cases.length})`)
+    const server = await surface.start(t, tree.root)
 
-    for (const kase of cases) {
-      const target = kase.absoluteForm === true ? `http://127.0.0.1:${server.port}${surface.prefix}${kase.target}` : surface.prefix + kase.target
-      const res = await rawRequest({ port: server.port, target })
-      const label = `${kase.name} (${kase.target.length > 60 ? kase.target.slice(0, 60) + '…' : kase.target})`
-      const refused = (kase.refuse ?? [400, 403, 404]).includes(res.status)
-      const servedInside = kase.ok !== undefined && res.status === 200 && res.body.equals(kase.ok)
-      t.ok(refused || servedInside, `${label}: refused or a file inside the root`, { status: res.status, body: res.body.toString('latin1').slice(0, 200) })
-      t.ok(res.status < 500, `${label}: no 5xx`, { status: res.status })
-      const echo = surface.echoed ? [target, decodeSafely(target)] : []
-      t.same(leaks(res.body.toString('latin1'), tree, echo), [], `${label}: body reveals nothing from the disk`)
-      if (res.status === 200) await checkConsistent(t, res, label)
-      await checkStillServing(t, server, surface.prefix, label)
+    for (const group of corpus(tree)) {
+      for (const [name, path] of Object.entries(group.targets)) {
+        const target = path.startsWith(ABSOLUTE) ? `http://127.0.0.1:${server.port}${surface.prefix}${path.slice(ABSOLUTE.length)}` : surface.prefix + path
+        const res = await rawRequest({ port: server.port, target })
+        const label = `${name} (${path.length > 60 ? path.slice(0, 60) + '…' : path})`
+        const refused = group.refuse.includes(res.status)
+        const servedInside = group.inside === true && res.status === 200 && res.body.equals(SQLITE)
+        t.ok(refused || servedInside, `${label}: refused or a file inside the root`, { status: res.status, body: res.body.toString('latin1').slice(0, 200) })
+        t.ok(res.status < 500, `${label}: no 5xx`, { status: res.status })
+        const echo = surface.echoed ? [target, decodeSafely(target)] : []
+        t.same(leaks(res.body.toString('latin1'), tree, echo), [], `${label}: body reveals nothing from the disk`)
+        if (res.status === 200) await checkConsistent(t, res, label)
+        await checkStillServing(t, server, surface.prefix, label)
+      }
     }
 
     const wellKnown = await rawRequest({ port: server.port, target: `${surface.prefix}/.well-known/security.txt` })
@@ -198,8 +208,7 @@ for (const surface of surfaces) {
 
 t.test('the plugin under /static leaves the app\'s own routes answering after the corpus', async (t) => {
   const tree = await makeTree(t)
-  const server = await startPluginApp({ root: tree.root, prefix: '/static' })
-  t.teardown(server.close)
+  const server = await startPluginUnderStatic(t, tree.root)
   for (const target of ['/static/../app-route', '/static/%2e%2e/app-route', '/static/..%2fapp-route']) {
     const res = await rawRequest({ port: server.port, target })
     t.not(res.status, 200, `${target} does not reach another route through the prefix`)

@@ -5,8 +5,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
+import { until as poll } from './poll.js'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 export const CLI = join(ROOT, 'dist/cli.js')
@@ -26,11 +26,19 @@ export interface CliProcess {
   exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
 }
 
-export interface CliOptions { env?: Record<string, string>, cwd?: string }
+export interface CliOptions {
+  env?: Record<string, string>
+  cwd?: string
+  /** Run as this user (e.g. nobody, 65534) instead of the test runner's. */
+  user?: { uid: number, gid: number }
+}
 
 /** Spawns the real CLI with `args`. */
 export function runCli (t: Test, args: string[], opts: CliOptions = {}): CliProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? ROOT, env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] })
+  const env = cleanEnv(opts.env)
+  // tap's loaders, named in NODE_OPTIONS, may not be readable by another user; the built CLI needs none.
+  if (opts.user !== undefined) delete env.NODE_OPTIONS
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], ...opts.user })
   const out = { stdout: '', stderr: '' }
   child.stdout!.setEncoding('utf8').on('data', (s: string) => { out.stdout += s })
   child.stderr!.setEncoding('utf8').on('data', (s: string) => { out.stderr += s })
@@ -39,13 +47,9 @@ export function runCli (t: Test, args: string[], opts: CliOptions = {}): CliProc
   return { child, out, exited }
 }
 
-/** Resolves when `check` is true, or rejects with what the process printed after `ms`. */
+/** poll.ts's `until` for a process: rejects after `ms` with what the process printed by then. */
 export async function until (proc: CliProcess, check: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\nstdout: ${proc.out.stdout}\nstderr: ${proc.out.stderr}`)
-    await sleep(20)
-  }
+  await poll(check, { timeout: ms, what: () => `${what}\nstdout: ${proc.out.stdout}\nstderr: ${proc.out.stderr}` })
 }
 
 /** The CLI's one line on a non-TTY stdout: `wasm-serve VERSION serving LABEL at URL`. */

@@ -1,21 +1,24 @@
 #!/usr/bin/env node
 /**
- * Builds test/fixtures/generated/: real wasm modules and their precompressed siblings, plus
- * manifest.json (name, size, sha256 of every file) so tests can compare bytes.
+ * Builds bench/fixtures/, what the benchmarks serve: real wasm modules and their precompressed
+ * siblings, plus manifest.json (name, size, sha256 of every file) so a bench can check the bytes a
+ * server sends before it measures. The tests do not use it (they build their sites in memory:
+ * test/helpers/site.ts).
  *
- * Runs as `pretest` on every `npm test`, so it is idempotent and quick when nothing changed: a file
- * is (re)made only when missing or older than its source, written to a temp name and renamed into
- * place (an interrupted run never leaves a truncated fixture behind), and it prints one line per file
- * created, nothing when everything is up to date.
+ * Each bench runs it first (`node bench/fixtures.mjs` alone works too), so it is idempotent and
+ * quick when nothing changed: a file is (re)made only when missing or older than its source, written
+ * to a temp name and renamed into place (an interrupted run never leaves a truncated fixture
+ * behind), and it prints one line per file created, nothing when everything is up to date.
  *
  *   tiny.wasm         41 B module exporting add(i32,i32)->i32, no siblings: every encoding makes a
- *                     file this small larger, so a server must serve it as identity (D4).
+ *                     file this small larger (a br or gzip stream has a header and a trailer of its
+ *                     own), so a server must serve it as identity.
  *   sqlite3.wasm      ~850 KB, from @sqlite.org/sqlite-wasm, with .br (q11), .gz (-9), .zst (-19)
  *   ffmpeg-core.wasm  ~32 MB, from @ffmpeg/core, with .br and .gz (and .zst)
  *
  * .zst only where node:zlib can encode it (Node >= 22.15 / 23.8), with a window of at most 8 MB
- * (RFC 9659: browsers refuse larger ones) and the frame content size set (the stale-sibling check
- * of D3, docs/delivery.md, reads it).
+ * (RFC 9659: browsers refuse larger ones) and the frame content size set (the server checks it
+ * against the original's size, D3).
  */
 import { createHash } from 'node:crypto'
 import { constants as fsc } from 'node:fs'
@@ -26,11 +29,11 @@ import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-export const FIXTURE_DIR = join(ROOT, 'test', 'fixtures', 'generated')
+export const FIXTURE_DIR = join(ROOT, 'bench', 'fixtures')
 
 /**
  * Brotli quality for the 32 MB module. q11 took 167 s on this 2-core machine (q9: 32 s), over
- * the ~2 min budget of a pretest step, so the big module gets q9 (8.4 MB vs 7.3 MB at q11; it only
+ * the ~2 min a bench's set-up should take, so the big module gets q9 (8.4 MB vs 7.3 MB at q11; it only
  * needs to be a valid, smaller sibling). Override with FIXTURES_BIG_BROTLI_QUALITY=11.
  */
 const BIG_BROTLI_QUALITY = Number(process.env.FIXTURES_BIG_BROTLI_QUALITY ?? 9)
