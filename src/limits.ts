@@ -45,6 +45,9 @@ export function http2Settings (limits: Limits): { maxConcurrentStreams: number }
  * closes it gracefully, which waits for every stream).
  */
 export function guard (server: Server, limits: Limits, log: Logger): { maxConnections: number } {
+  // Also on the HTTP/2 server's HTTP/1.1 fallback (allowHTTP1), which takes no creation options for
+  // these and otherwise kept a slowloris connection open indefinitely; both read them on 'listening'.
+  Object.assign(server, { headersTimeout: limits.headersTimeout * 1000, requestTimeout: limits.headersTimeout * 1000, connectionsCheckingInterval: CHECK_EVERY_MS })
   const maxConnections = limits.maxConnections ?? defaultMaxConnections()
   server.maxConnections = maxConnections
   let loggedAt = -Infinity

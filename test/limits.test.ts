@@ -5,6 +5,7 @@
 import t from 'tap'
 import { connect as connectHttp2, constants as h2 } from 'node:http2'
 import { connect, type Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 import { createServer } from '../src/server.js'
 import { resolveOptions, type WasmServeOptions } from '../src/options.js'
 import { loadTls } from '../src/tls.js'
@@ -31,19 +32,25 @@ async function connections (server: Running): Promise<number> {
   return new Promise((resolve, reject) => server.app.server.getConnections((err, n) => err == null ? resolve(n) : reject(err)))
 }
 
-t.test('a client that sends its headers a byte at a time gets 408 and is cut at the headers timeout', async t => {
-  const server = await start(t, { root: site(t), limits: { headersTimeout: 1 } })
-  const socket = connect({ host: '127.0.0.1', port: server.port })
-  const received: Buffer[] = []
-  socket.on('data', chunk => received.push(chunk))
-  socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n')
-  const drip = setInterval(() => { if (!socket.destroyed) socket.write('X-Slow: 1\r\n') }, 200)
-  t.teardown(() => clearInterval(drip))
-  const ms = await closedWithin(socket, 6000)
-  clearInterval(drip)
-  t.ok(ms < 1000 + 2000 + 1000, `cut after ${ms} ms (timeout 1 s, checked every 2 s)`)
-  t.match(Buffer.concat(received).toString('latin1'), /^HTTP\/1\.1 408 /, 'with 408 Request Timeout')
-})
+for (const overTls of [false, true]) {
+  t.test(`a client that sends its headers a byte at a time gets 408 and is cut at the headers timeout${overTls ? ' (HTTP/1.1 over TLS, the HTTP/2 server\'s fallback)' : ''}`, async t => {
+    const root = site(t)
+    const server = overTls ? await startCliApp(t, { root, limits: { headersTimeout: 1 } }, await loadTls(true)) : await start(t, { root, limits: { headersTimeout: 1 } })
+    const socket = overTls
+      ? tlsConnect({ host: '127.0.0.1', port: server.port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+      : connect({ host: '127.0.0.1', port: server.port })
+    const received: Buffer[] = []
+    socket.on('data', chunk => received.push(chunk))
+    await new Promise(resolve => socket.once(overTls ? 'secureConnect' : 'connect', resolve))
+    socket.write('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+    const drip = setInterval(() => { if (!socket.destroyed) socket.write('X-Slow: 1\r\n') }, 200)
+    t.teardown(() => clearInterval(drip))
+    const ms = await closedWithin(socket, 6000)
+    clearInterval(drip)
+    t.ok(ms < 1000 + 2000 + 1000, `cut after ${ms} ms (timeout 1 s, checked every 2 s)`)
+    t.match(Buffer.concat(received).toString('latin1'), /^HTTP\/1\.1 408 /, 'with 408 Request Timeout')
+  })
+}
 
 t.test('a client that stops reading a download is cut at the send timeout (HTTP/1.1)', async t => {
   const server = await start(t, { root: site(t), memoryBudget: 0, limits: { sendTimeout: 1 } })
