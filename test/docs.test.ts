@@ -28,7 +28,7 @@ function testNames (file: string): string[] {
 
 /** A cited name matches a test when a template's value or the document's "…" covers the difference. */
 function matches (cited: string, name: string): boolean {
-  const fromTemplate = new RegExp('^' + name.split(/\$\{[^}]*\}/).map(escape).join('.+') + '$')
+  const fromTemplate = new RegExp('^' + name.split(/\$\{[^}]*\}/).map(escape).join('.*') + '$')
   const fromEllipsis = new RegExp('^' + cited.split('…').map(s => escape(s.trim())).join('.*') + '$')
   return fromTemplate.test(cited) || fromEllipsis.test(name) || fromEllipsis.test(name.replace(/\$\{[^}]*\}/g, '…'))
 }
