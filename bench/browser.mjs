@@ -376,4 +376,3 @@ async function expectEncoding (url, encoding) {
     throw new Error(`${url}: HTTP ${res.statusCode}, ${res.headers['content-type']}, ${got}; expected 200 application/wasm ${encoding}`)
   }
 }
-

@@ -22,6 +22,7 @@ async function client (url) {
   const latencies = []
   let stop = false
   process.on('SIGTERM', () => { stop = true })
+  // eslint-disable-next-line no-unmodified-loop-condition -- set by the SIGTERM handler
   while (!stop) {
     const t0 = performance.now()
     const res = await request(url)

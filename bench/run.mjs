@@ -114,11 +114,11 @@ function conditions (started, load0) {
   const cpu = cpus()
   return [
     `Machine: ${cpu.length} × ${cpu[0]?.model.trim()}, Node ${process.versions.node}, ${loadTool()}.`,
-    `Servers pinned to CPU 0 (taskset -c 0), load generator to CPU 1; 127.0.0.1; \`Accept-Encoding: br\`;`,
+    'Servers pinned to CPU 0 (taskset -c 0), load generator to CPU 1; 127.0.0.1; `Accept-Encoding: br`;',
     `${opts.warmup} s warm-up then ${opts.duration} s${Number(opts.rounds) > 1 ? ` × ${opts.rounds} (median)` : ''} per cell;`,
     `connections: ${FILES.map(f => `${f.key} ${f.connections}`).join(', ')}. MB/s = 10⁶ bytes/s on the wire (headers + body).`,
-    `server CPU = the server's user+sys time / wall time (100 % = its core saturated); others' CPU = what`,
-    `everything else (other processes, kernel) used of the 2 cores meanwhile: above a few % the numbers are noisy.`,
+    'server CPU = the server\'s user+sys time / wall time (100 % = its core saturated); others\' CPU = what',
+    'everything else (other processes, kernel) used of the 2 cores meanwhile: above a few % the numbers are noisy.',
     `Load average before/after: ${load0.map(n => n.toFixed(2)).join(' ')} / ${loadavg().map(n => n.toFixed(2)).join(' ')}.`,
     `Run ${started.toISOString()}, command: \`node bench/run.mjs${process.argv.slice(2).map(a => ` ${a}`).join('')}\`.`,
   ].join('\n')

@@ -112,8 +112,10 @@ function showDelivery (r) {
   setText('wire', wire === undefined ? formatBytes(encoded) : formatBytes(wire))
   setText('wire-hint', wire === undefined
     ? 'encoded body (Content-Length)'
-    : r.cache === 'cache' ? 'nothing: no request was made'
-      : r.cache === 'revalidated' ? 'headers only: the body came from the cache'
+    : r.cache === 'cache'
+      ? 'nothing: no request was made'
+      : r.cache === 'revalidated'
+        ? 'headers only: the body came from the cache'
         : `${formatBytes(encoded)} body + ${formatBytes(Math.max(0, wire - encoded))} headers`)
 
   setText('decoded', formatBytes(r.decodedSize))
@@ -240,8 +242,14 @@ async function main () {
   try {
     const r = await loadWasm(MODULE_URL, buildImports, { onProgress, init: fresh ? { cache: 'reload' } : undefined })
     demo.result = {
-      encoding: r.encoding, decodedSize: r.decodedSize, total: r.total, streamed: r.streamed, cache: r.cache,
-      transferSize: r.transferSize, encodedSize: r.encodedSize, exports: Object.keys(r.instance.exports).length,
+      encoding: r.encoding,
+      decodedSize: r.decodedSize,
+      total: r.total,
+      streamed: r.streamed,
+      cache: r.cache,
+      transferSize: r.transferSize,
+      encodedSize: r.encodedSize,
+      exports: Object.keys(r.instance.exports).length,
     }
     showDelivery(r)
     showTimeline(r)

@@ -23,7 +23,7 @@ export interface LoadWasmOptions {
 }
 
 /** An import object, or a function that builds it from the compiled module. */
-export type WasmImports = WebAssembly.Imports | ((module: WebAssembly.Module) => WebAssembly.Imports);
+export type WasmImports = WebAssembly.Imports | ((module: WebAssembly.Module) => WebAssembly.Imports)
 
 export interface LoadedWasm {
   instance: WebAssembly.Instance;
@@ -58,11 +58,11 @@ export interface LoadedWasm {
 }
 
 export declare class WasmLoadError extends Error {
-  name: 'WasmLoadError';
-  url: string | undefined;
+  name: 'WasmLoadError'
+  url: string | undefined
   /** HTTP status when the server answered with a non-ok status. */
-  status: number | undefined;
-  retryable: boolean;
+  status: number | undefined
+  retryable: boolean
 }
 
 /**
@@ -71,10 +71,10 @@ export declare class WasmLoadError extends Error {
  * Rejects with a WasmLoadError on a non-ok status or a body that is not wasm, with the signal's
  * reason on abort, and with WebAssembly.CompileError/LinkError for a broken module or imports.
  */
-export declare function loadWasm(url: string | URL, imports?: WasmImports, options?: LoadWasmOptions): Promise<LoadedWasm>;
+export declare function loadWasm (url: string | URL, imports?: WasmImports, options?: LoadWasmOptions): Promise<LoadedWasm>
 
 /** True only for exactly `application/wasm` (no parameters), as streaming compilation requires. */
-export declare function isWasmType(contentType: string | null | undefined): boolean;
+export declare function isWasmType (contentType: string | null | undefined): boolean
 
 export interface WasmFeatures {
   simd: boolean;
@@ -92,16 +92,16 @@ export interface WasmFeatures {
   gc: boolean;
 }
 
-export type WasmFeature = keyof WasmFeatures;
+export type WasmFeature = keyof WasmFeatures
 
 /** Synchronous feature detection with tiny WebAssembly.validate probes. */
-export declare function detectFeatures(): WasmFeatures;
+export declare function detectFeatures (): WasmFeatures
 
 /**
  * Returns the first variant (in object order) whose required features are all supported.
  * Throws when none fits; end the list with a variant that requires nothing.
  */
-export declare function pickVariant<K extends string>(
+export declare function pickVariant<K extends string> (
   variants: Record<K, readonly WasmFeature[]>,
   features?: Partial<WasmFeatures>,
-): K;
+): K

@@ -65,7 +65,7 @@ async function loadOnce (url, imports, opts) {
   if (!response.ok) {
     throw new WasmLoadError(
       `Could not load WebAssembly module ${url}: HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`,
-      { url, status: response.status, retryable: RETRYABLE_STATUS.has(response.status) },
+      { url, status: response.status, retryable: RETRYABLE_STATUS.has(response.status) }
     )
   }
   const meta = describeResponse(response)
@@ -126,7 +126,7 @@ function warnWrongType (url, contentType, opts) {
     `[wasm-serve loader] ${url} was served with Content-Type "${contentType || '(none)'}": streaming ` +
       'compilation needs exactly "Content-Type: application/wasm" (no charset). Falling back to ' +
       'arrayBuffer() + WebAssembly.instantiate, which is slower and skips the compiled-code cache. ' +
-      'Fix the server to send Content-Type: application/wasm.',
+      'Fix the server to send Content-Type: application/wasm.'
   )
 }
 
@@ -135,9 +135,9 @@ async function compileStreamed (url, response, { imports, progress }) {
   const counter = countBody(response.clone().body, progress)
   const compiling = typeof imports === 'function'
     ? WebAssembly.compileStreaming(response).then(async (module) => ({
-        module,
-        instance: await WebAssembly.instantiate(module, imports(module)),
-      }))
+      module,
+      instance: await WebAssembly.instantiate(module, imports(module)),
+    }))
     : WebAssembly.instantiateStreaming(response, imports)
   let compiled
   try {
@@ -183,6 +183,7 @@ function countBody (body, progress, onChunk) {
   const seen = () => ({ bytes, head, isWasm: head.length < 4 || isWasmHead(head) })
   const done = (async () => {
     progress(0, false)
+    // eslint-disable-next-line no-unmodified-loop-condition -- cleared by abort(), from outside this loop
     while (reader) {
       const { value, done: end } = await reader.read()
       if (end) break
@@ -223,7 +224,7 @@ function notWasmError (url, contentType, head, cause) {
   return new WasmLoadError(
     `${url} is not a WebAssembly module (Content-Type "${contentType || '(none)'}", starts with ` +
       `${JSON.stringify(text)} instead of "\\0asm"); is the server answering a missing file with an HTML page?`,
-    { url, cause },
+    { url, cause }
   )
 }
 
@@ -282,7 +283,7 @@ async function findResourceTiming (url) {
   for (let i = 0; i < 2; i++) {
     const entries = perf.getEntriesByName(abs, 'resource')
     if (entries.length) return entries[entries.length - 1]
-    await new Promise((r) => setTimeout(r, 0))
+    await new Promise((resolve) => setTimeout(resolve, 0))
   }
   return undefined
 }

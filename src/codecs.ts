@@ -37,7 +37,7 @@ export async function encodeAbortable (buf: Buffer, token: EncodingToken, level:
     function * () { for (let at = 0; at < buf.length; at += SLICE) yield buf.subarray(at, at + SLICE) },
     encoder,
     async function (source: AsyncIterable<string | Buffer>) { for await (const chunk of source) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk) },
-    { signal },
+    { signal }
   )
   return Buffer.concat(chunks)
 }
@@ -58,7 +58,7 @@ export async function encodeFile (input: { src: string, dest: string, size: numb
     encoder,
     async function * (source: AsyncIterable<string | Buffer>) { for await (const chunk of source) { outHash.update(chunk); size += Buffer.byteLength(chunk); yield chunk } },
     out,
-    { signal: input.signal },
+    { signal: input.signal }
   ))
   return { size, inputHash: digestOf(inHash), outputHash: digestOf(outHash) }
 }

@@ -55,7 +55,7 @@ export function guard (server: Server, limits: Limits, log: Logger): { maxConnec
   server.on('drop', () => {
     dropped++
     if (Date.now() - loggedAt < LOG_EVERY_MS) return
-    log.warn({ maxConnections, dropped }, `connection limit reached: new connections are refused until some close; raise limits.maxConnections (and ulimit -n) or add replicas`)
+    log.warn({ maxConnections, dropped }, 'connection limit reached: new connections are refused until some close; raise limits.maxConnections (and ulimit -n) or add replicas')
     loggedAt = Date.now()
     dropped = 0
   })

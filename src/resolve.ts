@@ -11,6 +11,7 @@ export type Resolution =
 
 /** Longer paths get 414 (RFC 9110 §15.5.15); no file system allows a longer relative path anyway. */
 const MAX_PATH = 4096
+// eslint-disable-next-line no-control-regex -- control characters are exactly what it refuses
 const FORBIDDEN = /[\0-\x1f\x7f\\]/
 
 const memo = { deny: new Map<string, Resolution>(), allow: new Map<string, Resolution>() }

@@ -18,7 +18,7 @@ t.test('a file rewritten in place with its size, inode and mtime kept is not str
   writeFileSync(file, a)
   const then = new Date(Date.now() - 60_000)
   utimesSync(file, then, then)
-  const { app, url } = await startPlugin(t, { root, memoryBudget: 0 })
+  const { url } = await startPlugin(t, { root, memoryBudget: 0 })
   t.equal((await get(`${url}/data.bin`)).headers.etag, etagOf(a))
   const before = statSync(file)
   // What `cp -p` or a reproducible build does: new bytes in the same file, the old mtime put back.

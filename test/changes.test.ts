@@ -163,6 +163,7 @@ async function hammer (memoryBudget: number | string | undefined, t: Test): Prom
   })()
 
   const reader = async () => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- the writer clears it
     while (writing && requests < 4000) {
       requests++
       let got: Got

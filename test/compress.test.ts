@@ -139,8 +139,13 @@ t.test('a file that does not shrink gets no sibling, and nothing of the user is 
 
 t.test('skips dotfiles, small files, media, and the siblings themselves', async t => {
   const dir = t.testdir({
-    '.secret.js': js, '.cache': { 'x.js': js }, 'tiny.js': 'export {}', 'logo.png': randomBytes(4000),
-    'pre.js': js, 'pre.js.br': 'user-made, stale', 'pre.js.gz': 'also user-made',
+    '.secret.js': js,
+    '.cache': { 'x.js': js },
+    'tiny.js': 'export {}',
+    'logo.png': randomBytes(4000),
+    'pre.js': js,
+    'pre.js.br': 'user-made, stale',
+    'pre.js.gz': 'also user-made',
   })
   const r = await compress(dir, '--encodings', 'br')
   t.equal(r.code, 0, r.err)

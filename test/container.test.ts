@@ -21,7 +21,7 @@ const FFMPEG = join(ROOT, 'node_modules/@ffmpeg/core/dist/esm/ffmpeg-core.wasm')
 const PREFIX = `wasm-serve-test-${process.pid}`
 
 const installed = ['podman', 'docker'].find(
-  (cmd) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0,
+  (cmd) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0
 )
 const isPodman = installed === 'podman'
 // container-base.sh writes a containers.conf that this machine's podman needs (ulimits, runc);
@@ -36,14 +36,14 @@ interface Run { code: number | null; stdout: string; stderr: string; ms: number 
 /** Runs the container engine; resolves with the outcome, never rejects (assertions decide). */
 function cli (args: string[], timeoutMs = 120_000): Promise<Run> {
   const start = Date.now()
-  return new Promise((done) => {
+  return new Promise((resolve) => {
     const child = spawn(engine!, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
     child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-    child.on('close', (code) => done({ code, stdout: stdout.trim(), stderr: stderr.trim(), ms: Date.now() - start }))
-    child.on('error', (err) => done({ code: -1, stdout, stderr: String(err), ms: Date.now() - start }))
+    child.on('close', (code) => resolve({ code, stdout: stdout.trim(), stderr: stderr.trim(), ms: Date.now() - start }))
+    child.on('error', (err) => resolve({ code: -1, stdout, stderr: String(err), ms: Date.now() - start }))
   })
 }
 

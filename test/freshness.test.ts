@@ -113,6 +113,7 @@ t.test('a file rewritten faster than it can be read is never answered 404', asyn
   const { url } = await startPlugin(t, { root, watch: true })
   let writing = true
   const writer = (async () => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- cleared once the readers are done
     for (let n = 1; writing; n++) {
       writeFileSync(file, JSON.stringify({ n }))
       await new Promise(resolve => setTimeout(resolve, 15))

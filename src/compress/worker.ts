@@ -50,6 +50,6 @@ async function handle (job: WorkerJob): Promise<WorkerReply> {
 parentPort?.on('message', (job: WorkerJob) => {
   handle(job).then(
     reply => parentPort?.postMessage(reply, reply.ok ? [reply.data.buffer as ArrayBuffer] : []),
-    (err: NodeJS.ErrnoException) => parentPort?.postMessage({ id: job.id, ok: false, message: err.message, code: err.code }),
+    (err: NodeJS.ErrnoException) => parentPort?.postMessage({ id: job.id, ok: false, message: err.message, code: err.code })
   )
 })

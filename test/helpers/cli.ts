@@ -42,7 +42,7 @@ export function runCli (t: Test, args: string[], opts: CliOptions = {}): CliProc
   const out = { stdout: '', stderr: '' }
   child.stdout!.setEncoding('utf8').on('data', (s: string) => { out.stdout += s })
   child.stderr!.setEncoding('utf8').on('data', (s: string) => { out.stderr += s })
-  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(done => child.on('exit', (code, signal) => done({ code, signal })))
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => child.on('exit', (code, signal) => resolve({ code, signal })))
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   return { child, out, exited }
 }
