@@ -13,6 +13,7 @@ import type { Socket } from 'node:net'
 import { helpText, parseCli } from './config.js'
 import { createServer } from './server.js'
 import { EXIT, NoRootError, StartError, startErrorText } from './start-errors.js'
+import { printable } from './printable.js'
 import { loadTls, type TlsMaterial } from './tls.js'
 
 const DEMO = fileURLToPath(new URL('../public', import.meta.url))
@@ -60,14 +61,15 @@ async function listen (app: FastifyInstance, host: string, port: number): Promis
 function announce (input: { label: string, address: string, tls: TlsMaterial | undefined }): void {
   const url = input.address.replace('://[::1]', '://localhost')
   const { tls } = input
+  const label = printable(input.label) // the directory as typed
   if (tls?.selfSigned === true) {
     process.stderr.write(`wasm-serve: warning: using a self-signed certificate for local development only (SHA-256 ${tls.fingerprint256}); browsers will ask you to trust it\n`)
   }
   if (process.stdout.isTTY === true) {
     const https = tls === undefined ? '' : `  HTTP/2    on (TLS, ALPN fallback to HTTP/1.1)\n  Cert      SHA-256 ${tls.fingerprint256}\n`
-    process.stdout.write(`\n  wasm-serve ${VERSION}\n\n  Serving   ${input.label}\n  Local     ${url}\n${https}\n  Ctrl+C to stop\n\n`)
+    process.stdout.write(`\n  wasm-serve ${VERSION}\n\n  Serving   ${label}\n  Local     ${url}\n${https}\n  Ctrl+C to stop\n\n`)
   } else {
-    process.stdout.write(`wasm-serve ${VERSION} serving ${input.label} at ${url}${tls === undefined ? '' : ' (HTTP/2)'}\n`)
+    process.stdout.write(`wasm-serve ${VERSION} serving ${label} at ${url}${tls === undefined ? '' : ' (HTTP/2)'}\n`)
   }
 }
 
@@ -123,7 +125,7 @@ main(process.argv.slice(2)).then(code => { if (code !== EXIT.ok) process.exitCod
     process.stderr.write(startErrorText(err))
     process.exitCode = EXIT.usage
   } else {
-    process.stderr.write(`wasm-serve: ${(err as Error).message ?? String(err)}\n`)
+    process.stderr.write(`wasm-serve: ${printable((err as Error).message ?? String(err))}\n`)
     process.exitCode = EXIT.failed
   }
 })
