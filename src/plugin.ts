@@ -17,7 +17,7 @@ import { join, resolve as resolvePathOnDisk, sep } from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Catalog } from './catalog.js'
 import { resolveOptions, type ResolvedOptions, type WasmServeOptions } from './options.js'
-import { compilePolicy } from './policy.js'
+import { compilePolicy, warnImmutablePages } from './policy.js'
 import { resolvePath } from './resolve.js'
 import { sendAsset } from './send.js'
 import { sendError } from './http-errors.js'
@@ -87,6 +87,7 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
   const compression = onTheFly ? new OnTheFly(catalog, { tokens, minSize, cacheDir, cacheMaxSize: opts.compress.cacheMaxSize, log: fastify.log }) : undefined
   await catalog.load()
   warnMissingPreloads(opts, catalog, prefix, fastify.log)
+  warnImmutablePages(opts, catalog.assets(), fastify.log)
   fastify.addHook('onClose', async () => { compression?.close(); catalog.close() })
   if (!fastify.hasDecorator('wasmServe')) fastify.decorate('wasmServe', handleOf(catalog, compression))
   fastify.log.debug({ files: catalog.size, bytesInMemory: catalog.bytesInMemory }, 'wasm-serve catalog ready')
