@@ -68,8 +68,10 @@ export function flagNamedIn (message: string): string | undefined {
 /**
  * Exit codes of both commands, listed in their --help: 2 for every start-up error above (nothing was
  * served or written; fix the command, the environment or the config), 1 for a failure while running.
+ * 130 and 143 (128 + SIGINT's and SIGTERM's numbers, as a shell reports them): stopped by a signal
+ * without finishing cleanly (`compress` interrupted; the server told twice to stop).
  */
-export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const
+export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130, terminated: 143 } as const
 
 /**
  * How both commands print a start-up error: `wasm-serve: …`, and where to read the usage for a usage
