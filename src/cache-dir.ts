@@ -139,7 +139,12 @@ export class CacheDir {
     this.summarise()
   }
 
-  close (): void { clearTimeout(this.summaryTimer) }
+  /** Stops the summary timer; evictions not summed up yet are, now. */
+  close (): void {
+    clearTimeout(this.summaryTimer)
+    this.summaryTimer = undefined
+    if (this.evicted.files > 0) this.logSummary()
+  }
 
   /** Every entry already in the directory, least recently used first. */
   private async scan (): Promise<void> {
@@ -201,6 +206,10 @@ export class CacheDir {
       this.summaryTimer.unref()
       return
     }
+    this.logSummary()
+  }
+
+  private logSummary (): void {
     this.lastSummary = Date.now()
     const { files, bytes } = this.evicted
     this.evicted = { files: 0, bytes: 0 }
