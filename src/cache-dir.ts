@@ -11,7 +11,7 @@
 import type { Stats } from 'node:fs'
 import { lstat, mkdir, readdir, readFile, rm, stat, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
-import { removeQuietly, writeAtomic } from './atomic-write.js'
+import { parseTempName, removeQuietly, writeAtomic } from './atomic-write.js'
 import { ENCODINGS } from './encodings.js'
 import type { Logger } from './types.js'
 
@@ -21,6 +21,8 @@ const ENTRY = new RegExp(`^[A-Za-z0-9_-]{27}\\.(?:${ENCODINGS.map(e => e.token).
 const SUMMARY_EVERY_MS = 60_000
 /** Files stat'ed at once when the directory is scanned at start-up. */
 const SCAN_BATCH = 64
+/** A temp file left this long by a process that is gone is a leftover of a crash (a writer moves its mtime). */
+const STALE_TEMP_MS = 10 * 60_000
 
 interface Entry {
   size: number
@@ -146,14 +148,18 @@ export class CacheDir {
     if (this.evicted.files > 0) this.logSummary()
   }
 
-  /** Every entry already in the directory, least recently used first. */
+  /** Every entry already in the directory, least recently used first; temp files of a crashed writer go. */
   private async scan (): Promise<void> {
-    const names = (await readdir(this.opts.dir).catch(() => [] as string[])).filter(n => ENTRY.test(n))
+    const all = await readdir(this.opts.dir).catch(() => [] as string[])
+    const names = all.filter(n => ENTRY.test(n) || parseTempName(n) !== undefined)
     const found: Array<{ name: string, size: number, usedMs: number }> = []
     for (let i = 0; i < names.length; i += SCAN_BATCH) {
       await Promise.all(names.slice(i, i + SCAN_BATCH).map(async name => {
         const stats = await lstat(this.path(name)).catch(() => undefined)
-        if (stats?.isFile() === true) found.push({ name, size: stats.size, usedMs: stats.mtimeMs })
+        if (stats?.isFile() !== true) return
+        const temp = parseTempName(name)
+        if (temp === undefined) found.push({ name, size: stats.size, usedMs: stats.mtimeMs })
+        else if (Date.now() - stats.mtimeMs > STALE_TEMP_MS && !alive(temp.pid)) await removeQuietly(this.path(name))
       }))
     }
     for (const f of found.sort((a, b) => a.usedMs - b.usedMs)) {
@@ -215,6 +221,11 @@ export class CacheDir {
     this.evicted = { files: 0, bytes: 0 }
     this.opts.log.info({ evicted: files, evictedBytes: bytes, files: this.entries.size, bytes: this.total, maxBytes: this.opts.maxSize }, 'compression cache pruned to its size cap (least recently used first)')
   }
+}
+
+/** Whether a process with this pid exists (EPERM: it does, as another user's). */
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
 }
 
 /**

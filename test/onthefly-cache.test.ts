@@ -170,3 +170,24 @@ t.test('a cache directory the server cannot write to: one warning at start-up, t
     t.ok(brotliDecompressSync(res.body).equals(body), `${name} decodes to the file`)
   }
 })
+
+t.test('temp files a crashed writer left in the cache directory are removed at start-up, no others', async t => {
+  const root = tempDir(t, 'temp-root')
+  const cacheDir = tempDir(t, 'temp-cache')
+  scripts(root, 1)
+  let dead = 999_999
+  while (((pid: number) => { try { process.kill(pid, 0); return true } catch { return false } })(dead)) dead--
+  const hour = Date.now() / 1000 - 3600
+  const leftover = `.${'A'.repeat(27)}.br.${dead}-0123abcd.tmp`
+  const recent = `.${'B'.repeat(27)}.br.${dead}-0123abcd.tmp`
+  const ours = `.${'C'.repeat(27)}.br.${process.pid}-0123abcd.tmp`
+  const other = '.notes.tmp'
+  for (const name of [leftover, recent, ours, other]) writeFileSync(join(cacheDir, name), 'partial')
+  for (const name of [leftover, ours, other]) utimesSync(join(cacheDir, name), hour, hour)
+  await start(t, { root, compress: { cacheDir } })
+  const names = readdirSync(cacheDir)
+  t.notOk(names.includes(leftover), 'an hour-old temp file of a process that is gone is removed')
+  t.ok(names.includes(recent), 'a recent one is kept (its writer may be in another pid namespace)')
+  t.ok(names.includes(ours), 'one whose writer runs is kept')
+  t.ok(names.includes(other), 'a file with another name is left alone')
+})
