@@ -37,11 +37,6 @@ export interface CacheDirOptions {
   log: Logger
   /** Whether the catalog streams `file` from disk just now for one of `assets`: it is then neither touched nor evicted. */
   inUse: (file: string, assets: ReadonlySet<string>) => boolean
-  /**
-   * Whether a file with this content hash waits to be encoded: its cached encodings are about to be
-   * read back, so they are not evicted (at start-up, before the files of the root are looked at).
-   */
-  queued: (hash: string) => boolean
 }
 
 export class CacheDir {
@@ -120,15 +115,27 @@ export class CacheDir {
     this.forget(name)
   }
 
+  /**
+   * Makes the encodings of these originals (content hashes) the most recently used, in their order,
+   * without touching the files: at start-up, those the files of the root will read back.
+   */
+  promote (hashes: ReadonlySet<string>): void {
+    for (const [name, entry] of [...this.entries]) {
+      if (!hashes.has(name.slice(0, name.indexOf('.')))) continue
+      this.entries.delete(name)
+      this.entries.set(name, entry)
+    }
+  }
+
   /** Evicts the least recently used files until the directory holds at most `maxSize` bytes. */
   async prune (): Promise<void> {
-    // Each entry is looked at once at most: one in use or about to be goes to the end, as used.
+    // Each entry is looked at once at most: one in use goes to the end, as used.
     for (let n = this.entries.size; n > 0 && this.total > this.opts.maxSize; n--) {
       const [name, entry] = this.entries.entries().next().value as [string, Entry]
       const file = this.path(name)
       this.entries.delete(name)
       this.entries.set(name, entry)
-      if (this.opts.queued(name.slice(0, name.indexOf('.'))) || this.opts.inUse(file, entry.assets)) continue
+      if (this.opts.inUse(file, entry.assets)) continue
       try { await rm(file, { force: true }) } catch (err) {
         this.opts.log.debug({ file, code: (err as NodeJS.ErrnoException).code }, 'cannot remove a file from the compression cache')
         continue

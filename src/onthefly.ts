@@ -51,8 +51,6 @@ export interface OnTheFlyOptions extends Encodable {
 
 export class OnTheFly {
   private readonly queue = new Map<string, Asset>()
-  /** Content hashes of the files in the queue (with how many): their cached encodings are about to be read. */
-  private readonly queuedKeys = new Map<string, number>()
   private readonly useless = new Set<string>()
   private running: Promise<void> | undefined
   private closed = false
@@ -68,7 +66,7 @@ export class OnTheFly {
     const { cacheDir, cacheMaxSize: maxSize, log } = opts
     this.cacheReady = cacheDir === null
       ? Promise.resolve(null)
-      : CacheDir.open({ dir: cacheDir, maxSize, log, inUse: (file, assets) => this.streamedFrom(file, assets), queued: key => this.queuedKeys.has(key) })
+      : CacheDir.open({ dir: cacheDir, maxSize, log, inUse: (file, assets) => this.streamedFrom(file, assets) })
     this.tokens = makeable(opts.tokens)
     this.wants = encodable(opts)
     catalog.subscribe(asset => this.schedule(asset))
@@ -79,10 +77,7 @@ export class OnTheFly {
   private schedule (asset: Asset): void {
     if (this.closed || !asset.compressible || !this.wants(asset.path, asset.identity.size)) return
     if (this.missing(asset).length === 0) return
-    this.dequeue(asset.path)
     this.queue.set(asset.path, asset)
-    const key = keyOf(asset)
-    this.queuedKeys.set(key, (this.queuedKeys.get(key) ?? 0) + 1)
     this.kick()
   }
 
@@ -94,19 +89,8 @@ export class OnTheFly {
   close (): void {
     this.closed = true
     this.queue.clear()
-    this.queuedKeys.clear()
     this.abort.abort()
     void this.cacheReady.then(cache => cache?.close())
-  }
-
-  private dequeue (path: string): void {
-    const asset = this.queue.get(path)
-    if (asset === undefined) return
-    this.queue.delete(path)
-    const key = keyOf(asset)
-    const left = (this.queuedKeys.get(key) ?? 1) - 1
-    if (left > 0) this.queuedKeys.set(key, left)
-    else this.queuedKeys.delete(key)
   }
 
   /** Whether the catalog streams `file` from disk for one of `assets` just now (D4: never evicted then). */
@@ -121,15 +105,18 @@ export class OnTheFly {
     return this.tokens.filter(t => !asset.codings.includes(t) && !this.useless.has(`${asset.identity.etag}:${t}`))
   }
 
-  private kick (always = false): void {
-    if (!this.started || this.running !== undefined || (this.queue.size === 0 && !always)) return
-    this.running = this.drain().finally(() => { this.running = undefined; if (!this.closed) this.kick() })
+  private kick (first = false): void {
+    if (!this.started || this.running !== undefined || (this.queue.size === 0 && !first)) return
+    this.running = this.drain(first).finally(() => { this.running = undefined; if (!this.closed) this.kick() })
   }
 
-  private async drain (): Promise<void> {
+  private async drain (first: boolean): Promise<void> {
     const cache = await this.cacheReady
+    // Every file of the root is in the queue now: what it will read back from the cache counts as
+    // more recently used than what it will not (encodings of files since changed or removed).
+    if (first) cache?.promote(new Set([...this.queue.values()].map(keyOf)))
     for (const [path, asset] of this.queue) {
-      this.dequeue(path)
+      this.queue.delete(path)
       if (this.closed) return
       try {
         await this.encodeAsset(asset)
