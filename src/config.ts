@@ -193,6 +193,7 @@ export function helpText (): string {
     'Precedence: defaults < config file < environment < flags.',
     '',
     `Exit codes: ${EXIT.ok} stopped cleanly (SIGTERM, SIGINT); ${EXIT.usage} a usage, option, config file, directory or`,
-    `certificate error, nothing served; ${EXIT.failed} any other failure (no port could be bound, say).`,
+    `certificate error, nothing served; ${EXIT.failed} any other failure (no port could be bound, say); ${EXIT.interrupted} or`,
+    `${EXIT.terminated} a second SIGINT or SIGTERM stopped it at once, cutting responses under way.`,
   ].join('\n') + '\n'
 }

@@ -4,12 +4,11 @@
  * thread pool), one file at a time so the pool keeps threads free for file reads. Until that is done
  * the file goes out as identity. The results join the catalog as representations exactly like
  * siblings (Content-Length, X-Decoded-Content-Length, their own ETag, Vary). They are kept in memory
- * within the budget and in a cache directory outside the root, keyed by the content hash, so a
- * restart reuses them and a changed file never gets a stale encoding.
+ * within the budget and in a cache directory outside the root (cache-dir.ts), keyed by the content
+ * hash, so a restart reuses them and a changed file never gets a stale encoding.
  */
-import { lstat, mkdir, readFile, stat, rm } from 'node:fs/promises'
-import { join } from 'node:path'
-import { writeAtomic } from './atomic-write.js'
+import { readFile } from 'node:fs/promises'
+import { CacheDir } from './cache-dir.js'
 import type { Catalog } from './catalog.js'
 import { encodeAbortable, encodeFile, isCompressible, zstdAvailable, type Level } from './codecs.js'
 import type { EncodingToken } from './encodings.js'
@@ -39,9 +38,14 @@ export function encodable (opts: Encodable): (path: string, size: number) => boo
   return (path, size) => can && size >= opts.minSize && isCompressible(path)
 }
 
+/** What the cache names an original's encodings by: its content hash (its identity ETag, unquoted). */
+const keyOf = (asset: Asset): string => asset.identity.etag.replaceAll('"', '')
+
 export interface OnTheFlyOptions extends Encodable {
   /** Absolute cache directory (already checked to be outside the root), or null for memory only. */
   cacheDir: string | null
+  /** Bytes the cache directory may hold (least recently used files are evicted beyond it). */
+  cacheMaxSize: number
   log: Logger
 }
 
@@ -53,17 +57,21 @@ export class OnTheFly {
   /** Encoding waits until the root is indexed: start-up has the thread pool to itself. */
   private started = false
   private readonly abort = new AbortController()
-  private readonly cacheReady: Promise<string | null>
+  private readonly cacheReady: Promise<CacheDir | null>
   private readonly tokens: EncodingToken[]
   private readonly wants: (path: string, size: number) => boolean
 
   /** Listens to `catalog` for every file indexed, from now on. */
   constructor (private readonly catalog: Catalog, private readonly opts: OnTheFlyOptions) {
-    this.cacheReady = this.prepareCacheDir()
+    const { cacheDir, cacheMaxSize: maxSize, log } = opts
+    this.cacheReady = cacheDir === null
+      ? Promise.resolve(null)
+      : CacheDir.open({ dir: cacheDir, maxSize, log, inUse: (file, assets) => this.streamedFrom(file, assets) })
     this.tokens = makeable(opts.tokens)
     this.wants = encodable(opts)
     catalog.subscribe(asset => this.schedule(asset))
-    void catalog.loaded.then(() => { this.started = true; this.kick() })
+    // The first pass runs even with nothing to encode: it prunes a cache dir over a lowered cap.
+    void catalog.loaded.then(() => { this.started = true; this.kick(true) })
   }
 
   private schedule (asset: Asset): void {
@@ -78,18 +86,35 @@ export class OnTheFly {
     while (this.running !== undefined) await this.running
   }
 
-  close (): void { this.closed = true; this.queue.clear(); this.abort.abort() }
+  close (): void {
+    this.closed = true
+    this.queue.clear()
+    this.abort.abort()
+    void this.cacheReady.then(cache => cache?.close())
+  }
+
+  /** Whether the catalog streams `file` from disk for one of `assets` just now (D4: never evicted then). */
+  private streamedFrom (file: string, assets: ReadonlySet<string>): boolean {
+    for (const path of assets) {
+      if (this.catalog.get(path)?.reps.some(rep => rep.file === file && rep.body === null) === true) return true
+    }
+    return false
+  }
 
   private missing (asset: Asset): EncodingToken[] {
     return this.tokens.filter(t => !asset.codings.includes(t) && !this.useless.has(`${asset.identity.etag}:${t}`))
   }
 
-  private kick (): void {
-    if (!this.started || this.running !== undefined || this.queue.size === 0) return
-    this.running = this.drain().finally(() => { this.running = undefined; if (!this.closed) this.kick() })
+  private kick (first = false): void {
+    if (!this.started || this.running !== undefined || (this.queue.size === 0 && !first)) return
+    this.running = this.drain(first).finally(() => { this.running = undefined; if (!this.closed) this.kick() })
   }
 
-  private async drain (): Promise<void> {
+  private async drain (first: boolean): Promise<void> {
+    const cache = await this.cacheReady
+    // Every file of the root is in the queue now: what it will read back from the cache counts as
+    // more recently used than what it will not (encodings of files since changed or removed).
+    if (first) cache?.promote(new Set([...this.queue.values()].map(keyOf)))
     for (const [path, asset] of this.queue) {
       this.queue.delete(path)
       if (this.closed) return
@@ -99,16 +124,19 @@ export class OnTheFly {
         if (this.closed) return
         this.opts.log.warn({ err, path }, 'on-the-fly compression failed; the file is served as identity')
       }
+      // After the new encodings joined the catalog, so those it streams from disk are kept.
+      await cache?.prune()
     }
+    if (!this.closed) await cache?.prune()
   }
 
   private async encodeAsset (asset: Asset): Promise<void> {
-    const key = asset.identity.etag.replaceAll('"', '')
+    const key = keyOf(asset)
     const started = performance.now()
     const reps: Loaded[] = []
     for (const token of this.missing(asset)) {
       const rep = asset.identity.body !== null
-        ? await this.fromMemory({ key, token, bytes: asset.identity.body })
+        ? await this.fromMemory({ name: `${key}.${token}`, token, asset })
         : await this.fromDisk({ key, token, asset })
       if (rep === 'changed') return // changed on disk since it was indexed: its re-index schedules it again
       if (rep === undefined) this.useless.add(`${asset.identity.etag}:${token}`)
@@ -122,24 +150,24 @@ export class OnTheFly {
   private level (size: number): Level { return size > DENSE_ABOVE ? 'dense' : 'max' }
 
   /** A file held in memory: encode the buffer, keep the result in memory if it fits, and in the cache dir. */
-  private async fromMemory (input: { key: string, token: EncodingToken, bytes: Buffer }): Promise<Loaded | undefined> {
-    const { key, token, bytes } = input
-    const dir = await this.cacheReady
-    const file = dir === null ? null : join(dir, `${key}.${token}`)
-    let out: Buffer | undefined = file === null ? undefined : await readFile(file).catch(() => undefined)
+  private async fromMemory (input: { name: string, token: EncodingToken, asset: Asset }): Promise<Loaded | undefined> {
+    const { name, token, asset } = input
+    const bytes = asset.identity.body!
+    const cache = await this.cacheReady
+    const hit = cache === null ? undefined : await cache.read(name, asset.path)
+    let out = hit?.bytes
+    let onDisk = hit?.stats
     if (out === undefined) {
       // The encoder's working memory is charged to the budget too (measured: brotli over a root that
       // fills a 64 MB budget added ~35 MB of RSS): without headroom only gzip is made here.
       if (token !== 'gzip' && !this.catalog.fits(ENCODER_WORKING_MEMORY)) return undefined
       out = await encodeAbortable(bytes, token, this.level(bytes.length), this.abort.signal)
       if (out.length >= bytes.length) return undefined // would not be smaller (D4, like siblings in D3)
-      if (file !== null) await writeAtomic(file, out).catch(err => this.opts.log.warn({ err }, 'cannot write to the compression cache'))
+      onDisk = await cache?.write(name, out, asset.path)
     }
     const inMemory = this.catalog.fits(out.length)
-    if (!inMemory && file === null) return undefined
-    const onDisk = file === null ? undefined : await stat(file).catch(() => undefined)
     if (!inMemory && onDisk === undefined) return undefined
-    return { coding: token, file: onDisk === undefined ? '' : file!, size: out.length, stamp: onDisk === undefined ? null : stampOf(onDisk), etag: `"${await hashBufferAsync(out)}"`, body: inMemory ? out : null }
+    return { coding: token, file: onDisk === undefined ? '' : cache!.path(name), size: out.length, stamp: onDisk === undefined ? null : stampOf(onDisk), etag: `"${await hashBufferAsync(out)}"`, body: inMemory ? out : null }
   }
 
   /**
@@ -151,40 +179,22 @@ export class OnTheFly {
    */
   private async fromDisk (input: { key: string, token: EncodingToken, asset: Asset }): Promise<Loaded | 'changed' | undefined> {
     const { key, token, asset } = input
-    const dir = await this.cacheReady
-    if (dir === null) return undefined
-    const file = join(dir, `${key}.${token}`)
-    let cached = await stat(file).catch(() => undefined)
+    const cache = await this.cacheReady
+    if (cache === null) return undefined
+    const name = `${key}.${token}`
+    const file = cache.path(name)
+    let cached = await cache.lookup(name, asset.path)
     let etag: string | undefined
     if (cached === undefined && token !== 'gzip') return undefined
     if (cached === undefined) {
       const result = await encodeFile({ src: asset.identity.file, dest: file, size: asset.identity.size, token, level: this.level(asset.identity.size), signal: this.abort.signal })
-      if (result.inputHash !== key) { await rm(file, { force: true }); return 'changed' }
-      if (result.size >= asset.identity.size) { await rm(file, { force: true }); return undefined }
+      if (result.inputHash !== key) { await cache.discard(name); return 'changed' }
+      if (result.size >= asset.identity.size) { await cache.discard(name); return undefined }
       etag = `"${result.outputHash}"`
-      cached = await stat(file)
+      cached = await cache.added(name, asset.path)
     }
     const body = this.catalog.fits(cached.size) ? await readFile(file) : null
     if (etag === undefined) etag = body !== null ? `"${await hashBufferAsync(body)}"` : await etagOfFile(file)
     return { coding: token, file, size: cached.size, stamp: stampOf(cached), etag, body }
-  }
-
-  private async prepareCacheDir (): Promise<string | null> {
-    const dir = this.opts.cacheDir
-    if (dir === null) return null
-    try {
-      await mkdir(dir, { recursive: true, mode: 0o700 })
-      // Its files are served as they are: a directory someone else can write to would let them
-      // put any bytes behind any file's content hash.
-      const info = await lstat(dir)
-      const uid = process.getuid?.()
-      const unsafe = !info.isDirectory() ? 'it is not a directory' : (uid !== undefined && info.uid !== uid) ? 'another user owns it' : (info.mode & 0o022) !== 0 ? 'group or others can write to it' : undefined
-      if (unsafe === undefined) return dir
-      this.opts.log.warn({ cacheDir: dir }, `not using the compression cache directory: ${unsafe}; encodings are kept in memory only`)
-      return null
-    } catch (err) {
-      this.opts.log.warn({ err }, 'cannot create the compression cache directory; encodings are kept in memory only')
-      return null
-    }
   }
 }

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module'
 import type { Static } from '@sinclair/typebox'
 import type { ErrorObject, ValidateFunction } from 'ajv'
 import type { OptionsSchema as DefinedSchema, Route } from './schema.js'
-import { parseSize } from './size.js'
+import { parseLimit, parseSize } from './size.js'
 import { OptionsError, type OptionProblem } from './start-errors.js'
 
 export { OptionsError, type OptionProblem } from './start-errors.js'
@@ -21,8 +21,8 @@ export type WasmServeOptions = Static<typeof OptionsSchema>
 type DeepRequired<T> = T extends unknown[] ? T : T extends object ? { [K in keyof T]-?: DeepRequired<T[K]> } : T
 type Full = DeepRequired<WasmServeOptions>
 /** The options that take a size ("64MB"), in bytes once resolved. */
-interface Sizes { memoryBudget: number, compress: Omit<Full['compress'], 'minSize'> & { minSize: number } }
-/** Options after defaults are applied, with `memoryBudget` and `compress.minSize` in bytes. */
+interface Sizes { memoryBudget: number, compress: Omit<Full['compress'], 'minSize' | 'cacheMaxSize'> & { minSize: number, cacheMaxSize: number } }
+/** Options after defaults are applied, with `memoryBudget`, `compress.minSize` and `compress.cacheMaxSize` in bytes. */
 export type ResolvedOptions = Omit<Full, keyof Sizes> & Sizes
 export type RouteOptions = Static<typeof Route>
 
@@ -42,12 +42,17 @@ export function resolveOptions (input: unknown, source = 'options'): ResolvedOpt
   return copy as unknown as ResolvedOptions
 }
 
-/** Sizes in bytes, in place: the schema has checked their grammar, this that they are exact integers (< 2^53). */
+/**
+ * Sizes in bytes, in place: the schema has checked their grammar, this that they are exact integers
+ * (< 2^53). A bound beyond that means "no bound" (parseLimit); the plugin caps a memory budget to
+ * what the machine has.
+ */
 function readSizes (opts: Record<string, unknown>): OptionProblem[] {
   const compress = opts.compress as Record<string, unknown>
   const problems: OptionProblem[] = []
-  for (const [holder, key, path] of [[opts, 'memoryBudget', '/memoryBudget'], [compress, 'minSize', '/compress/minSize']] as const) {
-    const size = parseSize(holder[key] as string | number)
+  const sizes = [[opts, 'memoryBudget', '/memoryBudget', parseLimit], [compress, 'minSize', '/compress/minSize', parseSize], [compress, 'cacheMaxSize', '/compress/cacheMaxSize', parseLimit]] as const
+  for (const [holder, key, path, parse] of sizes) {
+    const size = parse(holder[key] as string | number)
     if (size === undefined) problems.push({ path, message: 'is more than 8 PiB (2^53 bytes)', value: holder[key] })
     else holder[key] = size
   }

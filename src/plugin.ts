@@ -17,7 +17,7 @@ import { join, resolve as resolvePathOnDisk, sep } from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Catalog } from './catalog.js'
 import { resolveOptions, type ResolvedOptions, type WasmServeOptions } from './options.js'
-import { compilePolicy } from './policy.js'
+import { compilePolicy, warnImmutablePages } from './policy.js'
 import { resolvePath } from './resolve.js'
 import { sendAsset } from './send.js'
 import { sendError } from './http-errors.js'
@@ -25,6 +25,7 @@ import { corsFor, preflight } from './cors.js'
 import { encodable, OnTheFly } from './onthefly.js'
 import { OptionsError } from './options.js'
 import { NoRootError } from './start-errors.js'
+import { budgetWithinMachine } from './size.js'
 import { RETRY_AFTER_S, Unavailable } from './transient.js'
 import type { Asset } from './types.js'
 
@@ -72,7 +73,7 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
   const tokens = opts.precompressed
   const catalog = await Catalog.open({
     root,
-    memoryBudget: opts.memoryBudget,
+    memoryBudget: budgetWithinMachine(opts.memoryBudget, fastify.log),
     precompressed: tokens,
     dotfiles: opts.dotfiles,
     policy: compilePolicy(opts),
@@ -82,9 +83,10 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
     // The rule the compression queue applies, so a file Varies (D7) only when it can get an encoding.
     encodable: onTheFly ? encodable({ tokens, minSize }) : () => false,
   })
-  const compression = onTheFly ? new OnTheFly(catalog, { tokens, minSize, cacheDir, log: fastify.log }) : undefined
+  const compression = onTheFly ? new OnTheFly(catalog, { tokens, minSize, cacheDir, cacheMaxSize: opts.compress.cacheMaxSize, log: fastify.log }) : undefined
   await catalog.load()
   warnMissingPreloads(opts, catalog, prefix, fastify.log)
+  warnImmutablePages(opts, catalog.assets(), fastify.log)
   fastify.addHook('onClose', async () => { compression?.close(); catalog.close() })
   if (!fastify.hasDecorator('wasmServe')) fastify.decorate('wasmServe', handleOf(catalog, compression))
   fastify.log.debug({ files: catalog.size, bytesInMemory: catalog.bytesInMemory }, 'wasm-serve catalog ready')

@@ -5,6 +5,7 @@
 import picomatch from 'picomatch'
 import type { ResolvedOptions, RouteOptions } from './options.js'
 import { originalName } from './content-type.js'
+import type { Asset, Logger } from './types.js'
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable'
 export const REVALIDATE = 'no-cache'
@@ -50,13 +51,17 @@ export interface FilePolicy {
   links: string[]
 }
 
-interface CompiledRoute { test: (path: string) => boolean, route: RouteOptions }
+/** The configured routes, compiled once: the first one whose glob matches a path, if any. */
+function routeFinder (opts: ResolvedOptions): (path: string) => RouteOptions | undefined {
+  const routes = opts.routes.map(route => ({ test: picomatch(route.match, { dot: true }), route }))
+  return path => routes.find(r => r.test(path))?.route
+}
 
 /** Compiles the configured routes once; returns the per-file policy function. */
 export function compilePolicy (opts: ResolvedOptions): (path: string, type: string) => FilePolicy {
-  const routes: CompiledRoute[] = opts.routes.map(route => ({ test: picomatch(route.match, { dot: true }), route }))
+  const routeOf = routeFinder(opts)
   return (path, type) => {
-    const route = routes.find(r => r.test(path))?.route
+    const route = routeOf(path)
     const isDocument = type.startsWith('text/html')
     const headers: Record<string, string> = {
       'cache-control': route?.cacheControl ?? (isHashedName(path) ? IMMUTABLE : REVALIDATE),
@@ -67,6 +72,33 @@ export function compilePolicy (opts: ResolvedOptions): (path: string, type: stri
     const links = isDocument ? [...(route?.preload ?? []), ...opts.preload].map(preloadLink) : []
     if (links.length > 0) headers.link = links.join(', ')
     return { headers, links }
+  }
+}
+
+/** Pages named in a warning, at most. */
+const PAGES_NAMED = 3
+
+/**
+ * D10: a configured route whose Cache-Control says `immutable` and that matches HTML pages pins them
+ * in browsers until max-age runs out, without a reload asking again: the next deploy is not seen (a
+ * `**` route pins index.html for a year). Said at start-up, once per route, with up to three pages.
+ */
+export function warnImmutablePages (opts: ResolvedOptions, assets: Iterable<Asset>, log: Logger): void {
+  const routeOf = routeFinder(opts)
+  const pinned = new Map<RouteOptions, string[]>()
+  for (const asset of assets) {
+    if (!asset.isHtml) continue
+    const route = routeOf(asset.path)
+    if (route?.cacheControl === undefined || !/(?:^|[\s,])immutable(?:$|[\s,;=])/i.test(route.cacheControl)) continue
+    const pages = pinned.get(route) ?? []
+    pages.push(asset.path)
+    pinned.set(route, pages)
+  }
+  for (const [route, pages] of pinned) {
+    // Top-level pages first: index.html is the one that matters.
+    const named = pages.sort((a, b) => a.split('/').length - b.split('/').length || a.localeCompare(b)).slice(0, PAGES_NAMED)
+    log.warn({ route: route.match, cacheControl: route.cacheControl, pages: named, htmlPages: pages.length },
+      'a route makes HTML pages immutable: browsers keep them without asking again until max-age runs out, so a new deploy is not seen; give HTML "no-cache" in a route before it')
   }
 }
 

@@ -33,6 +33,7 @@ export const OptionsSchema = Type.Object({
     onTheFly: Type.Optional(Type.Boolean({ default: true, description: 'Compress compressible files that have no siblings, once, off the event loop, and cache the result.' })),
     minSize: Type.Optional(size({ default: 1024, description: `Files smaller than this are never encoded (they would grow). ${SIZE_DOC}` })),
     cacheDir: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'Where encodings made on the fly are kept beyond the memory budget; null means wasm-serve-cache-<uid> under the OS temp dir. Never inside the root; refused unless owned by this user and not writable by others.' })),
+    cacheMaxSize: Type.Optional(size({ default: '512MB', description: `Bytes the cache directory may hold; beyond it the least recently used encodings are removed (never one being streamed from). ${SIZE_DOC}` })),
   }, { additionalProperties: false, default: {}, description: 'On-the-fly compression of files without siblings.' })),
   crossOriginIsolation: Type.Optional(oneOf([Type.Literal(false), Type.Literal('require-corp'), Type.Literal('credentialless')], 'false, "require-corp" or "credentialless"', { default: false, description: 'Send COOP same-origin and this COEP on documents and CORP on assets, so crossOriginIsolated is true (wasm threads, SharedArrayBuffer).' })),
   cors: Type.Optional(oneOf([Type.Literal(false), Type.Object({

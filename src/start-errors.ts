@@ -3,7 +3,10 @@
  * http-errors.ts.) Each carries a stable `code` a program can test instead of a message, the option
  * concerned as its JSON path (`/compress/cacheDir`) or the flag as typed (`--tls-cert`), and the value
  * refused. Both commands print them the same way (`startErrorText`) and exit with `EXIT.usage`.
+ * Their messages carry user input (paths, header names, flags as typed), with control characters
+ * escaped (printable.ts): a header name with CR LF in a config file must not write a line of its own.
  */
+import { printable } from './printable.js'
 
 export type StartErrorCode = 'WASM_SERVE_BAD_OPTIONS' | 'WASM_SERVE_USAGE' | 'WASM_SERVE_TLS' | 'WASM_SERVE_NO_ROOT'
 
@@ -51,9 +54,10 @@ export class OptionsError extends StartError {
 
 function problemLine (p: OptionProblem): string {
   const scalar = ['string', 'number', 'boolean'].includes(typeof p.value)
-  // JSON.stringify quotes the value and escapes control characters (a CR in a header value, say).
-  const got = scalar ? `, got ${JSON.stringify(p.value)}` : ''
-  return `  ${p.path || '/'}: ${p.message}${got.length > 100 ? got.slice(0, 99) + '…' : got}${p.from !== undefined ? ` (${p.from})` : ''}`
+  // JSON.stringify quotes the value and escapes control characters (a CR in a header value, say);
+  // the path carries names as written (a header name), the origin a file name.
+  const got = scalar ? `, got ${printable(JSON.stringify(p.value))}` : ''
+  return `  ${printable(p.path || '/')}: ${printable(p.message)}${got.length > 100 ? got.slice(0, 99) + '…' : got}${p.from !== undefined ? ` (${printable(p.from)})` : ''}`
 }
 
 /** The flag a util.parseArgs message is about: "Option '-p, --port <value>' argument missing" → `--port`. */
@@ -64,10 +68,16 @@ export function flagNamedIn (message: string): string | undefined {
 /**
  * Exit codes of both commands, listed in their --help: 2 for every start-up error above (nothing was
  * served or written; fix the command, the environment or the config), 1 for a failure while running.
+ * 130 and 143 (128 + SIGINT's and SIGTERM's numbers, as a shell reports them): stopped by a signal
+ * without finishing cleanly (`compress` interrupted; the server told twice to stop).
  */
-export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const
+export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130, terminated: 143 } as const
 
-/** How both commands print a start-up error: `wasm-serve: …`, and where to read the usage for a usage mistake. */
+/**
+ * How both commands print a start-up error: `wasm-serve: …`, and where to read the usage for a usage
+ * mistake. An OptionsError's lines are escaped as they are made; other messages are one line.
+ */
 export function startErrorText (err: StartError, command = 'wasm-serve'): string {
-  return `${command}: ${err.message}${err instanceof UsageError ? ` (see ${command} --help)` : ''}\n`
+  const message = err instanceof OptionsError ? err.message : printable(err.message)
+  return `${command}: ${message}${err instanceof UsageError ? ` (see ${command} --help)` : ''}\n`
 }

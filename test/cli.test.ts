@@ -4,7 +4,8 @@ import t, { type Test } from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer, type Server } from 'node:net'
+import { connect as http2Connect } from 'node:http2'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -359,4 +360,105 @@ t.test('wasm-serve compress reports usage errors the same way, with the same exi
   const help = runCli(t, ['compress', '--help'])
   t.equal((await help.exited).code, 0)
   t.match(help.out.stdout, /^Exit codes: 0 done; 2 a usage error, nothing written; 1 a file or directory could not be read or\nwritten; 130 interrupted/m)
+})
+
+/** The JSON log lines the CLI wrote on stdout. */
+const logLines = (stdout: string) => stdout.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l) as Record<string, unknown>)
+
+/** An HTTP/1.1 client that asks for a file, takes the first bytes and stops reading: the response stays under way. */
+async function stalledDownload (t: Test, url: string, path: string): Promise<Socket> {
+  const socket = connect({ host: '127.0.0.1', port: portOf(url) })
+  t.teardown(() => { socket.destroy() })
+  socket.on('error', () => {})
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nAccept-Encoding: identity\r\n\r\n`)
+  await new Promise(resolve => socket.once('data', resolve))
+  socket.pause()
+  return socket
+}
+
+t.test('a second signal during the graceful stop exits at once, 130 for SIGINT and 143 for SIGTERM, saying so', async t => {
+  const cases = [['SIGTERM', 'SIGINT', 130], ['SIGINT', 'SIGTERM', 143]] as const
+  await Promise.all(cases.map(async ([first, second, code]) => {
+    const proc = await serveCli(t, [BIG, '--port', '0'], { env: { WASM_SERVE_COMPRESS: '{"onTheFly":false}' } })
+    await stalledDownload(t, proc.url, '/ffmpeg-core.wasm')
+    proc.child.kill(first)
+    await until(proc, () => logLines(proc.out.stdout).some(l => l.msg === 'shutting down'), 'the shutting-down line')
+    t.equal(proc.child.exitCode, null, `${first}: still waiting for the stalled download`)
+    const sent = Date.now()
+    proc.child.kill(second)
+    const outcome = await Promise.race([proc.exited, sleep(3000, 'timeout' as const)])
+    if (outcome === 'timeout') return t.fail(`${first} then ${second}: still running 3 s after the second signal`)
+    t.ok(Date.now() - sent < 2000, `${first} then ${second}: exited within 2 s of the second signal (${Date.now() - sent} ms)`)
+    t.equal(outcome.code, code, `${first} then ${second}: exit code ${code}`)
+    const line = logLines(proc.out.stdout).find(l => String(l.msg).startsWith('shut down'))
+    t.match(line, { level: 40, signal: second, exitCode: code, cut: 1, msg: /at once on a second signal/ }, `${first} then ${second}: the last line says so, with the download cut`)
+  }))
+})
+
+t.test('downloads cut when the grace period ends are counted in the shutdown line, over HTTP/1.1 and HTTP/2', async t => {
+  // memoryBudget 0: the 32 MB module is streamed from disk; the clients take one chunk and stop reading.
+  const env = { WASM_SERVE_COMPRESS: '{"onTheFly":false}' }
+  const h1 = await serveCli(t, [BIG, '--port', '0', '--memory-budget', '0'], { env })
+  const h2 = await serveCli(t, [BIG, '--port', '0', '--memory-budget', '0', '--https'], { env })
+  await stalledDownload(t, h1.url, '/ffmpeg-core.wasm')
+  await stalledDownload(t, h1.url, '/ffmpeg-core.wasm')
+  const session = http2Connect(h2.url, { rejectUnauthorized: false })
+  session.on('error', () => {})
+  t.teardown(() => { session.destroy() })
+  for (let i = 0; i < 3; i++) {
+    // HTTP/2 flow control holds the server back while the client does not read.
+    const stream = session.request({ ':path': '/ffmpeg-core.wasm', 'accept-encoding': 'identity' })
+    stream.on('error', () => {})
+    await new Promise(resolve => stream.once('data', resolve))
+    stream.pause()
+  }
+  const started = Date.now()
+  h1.child.kill('SIGTERM')
+  h2.child.kill('SIGTERM')
+  const [one, two] = await Promise.all([h1.exited, h2.exited])
+  const waited = Date.now() - started
+  t.ok(waited >= 7500 && waited < 12_000, `both waited for the 8 s grace period, no longer (${waited} ms)`)
+  t.equal(one.code, 0, 'HTTP/1.1: exit 0')
+  t.equal(two.code, 0, 'HTTP/2: exit 0')
+  const last = (stdout: string) => logLines(stdout).find(l => String(l.msg).startsWith('shut down'))
+  t.match(last(h1.out.stdout), { level: 40, cut: 2, graceMs: 8000, msg: /grace period ended/ }, 'HTTP/1.1: two responses cut')
+  t.match(last(h2.out.stdout), { level: 40, cut: 3, graceMs: 8000, msg: /grace period ended/ }, 'HTTP/2: three streams cut')
+})
+
+t.test('a clean shutdown says that no download was cut', async t => {
+  const { url, child, out, exited } = await serveCli(t, [SITE, '--port', '0'])
+  const res = await request(`${url}/sqlite3.wasm`)
+  await res.body.dump()
+  child.kill('SIGTERM')
+  t.equal((await exited).code, 0)
+  t.match(logLines(out.stdout).find(l => String(l.msg).startsWith('shut down')), { level: 30, cut: 0, msg: 'shut down' })
+})
+
+t.test('SIGTERM lets an HTTP/2 download under way finish with every byte, then exits 0', async t => {
+  const { url, child, out, exited } = await serveCli(t, [BIG, '--port', '0', '--memory-budget', '0', '--https'], { env: { WASM_SERVE_COMPRESS: '{"onTheFly":false}' } })
+  const session = http2Connect(url, { rejectUnauthorized: false })
+  session.on('error', () => {})
+  t.teardown(() => { session.destroy() })
+  const stream = session.request({ ':path': '/ffmpeg-core.wasm', 'accept-encoding': 'identity' })
+  const chunks: Buffer[] = []
+  const done = new Promise<{ ended: boolean, rstCode: number | undefined }>(resolve => {
+    let ended = false
+    stream.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+    stream.on('end', () => { ended = true })
+    stream.on('error', () => {})
+    stream.on('close', () => resolve({ ended, rstCode: stream.rstCode }))
+  })
+  await new Promise(resolve => stream.once('data', resolve))
+  stream.pause()
+  child.kill('SIGTERM')
+  await until({ child, out, exited }, () => logLines(out.stdout).some(l => l.msg === 'shutting down'), 'the shutting-down line')
+  t.equal(child.exitCode, null, 'still running while the stream is under way')
+  stream.resume()
+  const { ended, rstCode } = await done
+  t.ok(ended, 'the stream ended normally')
+  t.equal(rstCode, 0, 'without a reset')
+  const expected = readFileSync(FFMPEG)
+  t.equal(sha(Buffer.concat(chunks)), sha(expected), 'every byte arrived')
+  t.equal((await exited).code, 0, 'exit 0')
+  t.match(logLines(out.stdout).find(l => String(l.msg).startsWith('shut down')), { cut: 0, msg: 'shut down' })
 })

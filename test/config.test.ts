@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { tmpdir, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import Fastify from 'fastify'
 import { request } from 'undici'
@@ -359,9 +359,11 @@ t.test('a bad size is refused with the option or flag named, the value, and exam
     const parsed = parseCompressArgs(['dir', `--min-size=${size}`])
     t.match(parsed, { kind: 'error', flag: '--min-size', value: size, message: /^--min-size: expected .*64MB.*, got / }, `compress --min-size ${JSON.stringify(size)}`)
   }
-  for (const bad of [-1, 1.5, 2 ** 60, true, null]) {
+  for (const bad of [-1, 1.5, true, null]) {
     t.match(problemsOf(() => resolveOptions({ memoryBudget: bad })), [{ path: '/memoryBudget' }], `memoryBudget: ${String(bad)}`)
   }
+  // A bound beyond 2^53 bytes is no bound: read as the largest exact integer, then capped by the plugin.
+  for (const huge of [2 ** 60, 1e30, '9999999TB']) t.equal(resolveOptions({ memoryBudget: huge }).memoryBudget, Number.MAX_SAFE_INTEGER, `memoryBudget: ${String(huge)}`)
 })
 
 /** Catches what `fn` throws or rejects with. */
@@ -400,4 +402,30 @@ t.test('each kind of start-up error has its code, the option or flag concerned, 
   t.ok(noRootError instanceof NoRootError)
   t.ok(cacheDir instanceof PluginOptionsError, 'the plugin exports OptionsError under that name, with its problems')
   t.same((cacheDir as OptionsError).problems.map(p => p.path), ['/compress/cacheDir'])
+})
+
+t.test('a config header name with CR LF is printed escaped, on its own line, and the CLI exits 2', async t => {
+  const file = writeConfig('evil-header.json', { routes: [{ match: '**', headers: { 'X-Ok\r\nX-Evil: 1': 'v', 'X-Bidi\u202e': 'v' } }] })
+  const proc = runCli(t, [SITE, '--config', file, '--port', '0'])
+  t.equal((await proc.exited).code, 2, 'exit 2')
+  t.notMatch(proc.out.stderr, /[\r\u202e]/, 'no raw CR or bidi control reaches the terminal')
+  t.notMatch(proc.out.stderr, /^X-Evil/m, 'the injected text does not start a line of its own')
+  const lines = proc.out.stderr.trimEnd().split('\n')
+  t.equal(lines.length, 3, 'the heading and one line per problem')
+  t.match(lines[1], /^ {2}\/routes\/0\/headers\/X-Ok\\r\\nX-Evil: 1: header names must be HTTP tokens/, 'the name is shown with its CR LF escaped')
+  t.match(lines[2], /^ {2}\/routes\/0\/headers\/X-Bidi\\u202e: /)
+  t.notMatch(proc.out.stdout, SERVING, 'never served')
+})
+
+t.test('a memoryBudget beyond what the machine has is capped to it with one warning, and the server serves', async t => {
+  const { url, out } = await serveCli(t, [SITE, '--memory-budget', '9999999TB', '--port', '0'])
+  const res = await request(`${url}/sqlite3.wasm`, { headers: { 'accept-encoding': 'identity' } })
+  const body = Buffer.from(await res.body.arrayBuffer())
+  t.equal(res.statusCode, 200)
+  t.ok(body.equals(readFileSync(SQLITE)), 'exact bytes')
+  const warnings = out.stdout.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l) as Record<string, unknown>).filter(l => (l.level as number) >= 40)
+  t.equal(warnings.length, 1, 'one warning')
+  const machine = Math.min(totalmem(), process.constrainedMemory?.() || Infinity)
+  t.match(warnings[0], { memoryBudget: Number.MAX_SAFE_INTEGER, available: machine }, 'naming both numbers')
+  t.match(warnings[0]!.msg, /^memoryBudget 8PB is more than this machine has \(\S+\); using \S+$/)
 })

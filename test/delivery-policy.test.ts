@@ -364,3 +364,27 @@ t.test('a valid config with every delivery key resolves', async t => {
   t.equal(opts.crossOriginIsolation, 'credentialless')
   t.equal(opts.routes.length, 1)
 })
+
+t.test('a route that makes HTML pages immutable is a start-up warning naming the route and up to three pages (D10)', async t => {
+  const site = makeSite()
+  t.teardown(() => rmSync(site, { recursive: true, force: true }))
+  mkdirSync(join(site, 'docs'))
+  for (const page of ['a.html', 'b.html', 'c.html', 'd.html']) writeFileSync(join(site, 'docs', page), PAGE)
+  const pinned = (server: Running) => server.logs.filter(l => l.level === 40 && /immutable/.test(String(l.msg)))
+
+  const all = await startCliApp({ root: site, routes: [{ match: '**', cacheControl: IMMUTABLE }] })
+  t.teardown(() => all.close())
+  const [warning, ...more] = pinned(all)
+  t.equal(more.length, 0, 'one warning for the route')
+  t.match(warning, { route: '**', cacheControl: IMMUTABLE, pages: ['index.html', 'docs/a.html', 'docs/b.html'], htmlPages: 5 }, 'naming its match, index.html first, three pages of five')
+  t.match(String(warning?.msg), /HTML pages immutable.*no-cache/)
+  t.equal((await get(`${all.url}/`)).headers['cache-control'], IMMUTABLE, 'the route still applies as configured')
+
+  const safe = await startCliApp({ root: site, routes: [{ match: '**/*.html', cacheControl: 'no-cache' }, { match: '**', cacheControl: IMMUTABLE }, { match: 'docs/**', cacheControl: 'public, max-age=60' }] })
+  t.teardown(() => safe.close())
+  t.same(pinned(safe), [], 'no warning when an earlier route gives HTML no-cache')
+
+  const hashedOnly = await startCliApp({ root: site })
+  t.teardown(() => hashedOnly.close())
+  t.same(pinned(hashedOnly), [], 'nor without routes (only hashed names are immutable by default)')
+})

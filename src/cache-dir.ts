@@ -1,0 +1,265 @@
+/**
+ * The on-the-fly cache directory (docs/delivery.md, "The on-the-fly cache directory"): encodings
+ * named `<content hash>.<token>`, kept under `compress.cacheMaxSize` by evicting the least recently
+ * used. It is checked once at start-up, safe to trust and writable; when it is not, the server says
+ * so once and keeps encodings in memory only, instead of failing (with a stack trace) per file.
+ *
+ * "Used" is the file's mtime, set to now whenever an encoding is read back, so the order survives a
+ * restart. Setting it moves ctime too, which the file-identity rule checks: a file the catalog is
+ * streaming from is therefore never touched (nor evicted); it is in use anyway.
+ */
+import type { Stats } from 'node:fs'
+import { lstat, mkdir, readdir, readFile, rm, stat, utimes } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parseTempName, removeQuietly, writeAtomic } from './atomic-write.js'
+import { ENCODINGS } from './encodings.js'
+import type { Logger } from './types.js'
+
+/** A cache entry's name: the original's content hash (27 base64url characters) and the coding. */
+const ENTRY = new RegExp(`^[A-Za-z0-9_-]{27}\\.(?:${ENCODINGS.map(e => e.token).join('|')})$`)
+/** Evictions are logged one by one at debug level, and summed up at info level this often at most. */
+const SUMMARY_EVERY_MS = 60_000
+/** Files stat'ed at once when the directory is scanned at start-up. */
+const SCAN_BATCH = 64
+/** A temp file left this long by a process that is gone is a leftover of a crash (a writer moves its mtime). */
+const STALE_TEMP_MS = 10 * 60_000
+
+interface Entry {
+  size: number
+  /** Paths of the served files whose encoding this is (identical files share one). */
+  assets: Set<string>
+}
+
+export interface CacheDirOptions {
+  dir: string
+  /** Bytes the directory may hold; files the catalog streams from are kept beyond it. */
+  maxSize: number
+  log: Logger
+  /** Whether the catalog streams `file` from disk just now for one of `assets`: it is then neither touched nor evicted. */
+  inUse: (file: string, assets: ReadonlySet<string>) => boolean
+}
+
+export class CacheDir {
+  /** In least recently used order: an entry used again is moved to the end. */
+  private readonly entries = new Map<string, Entry>()
+  private total = 0
+  private evicted = { files: 0, bytes: 0 }
+  private lastSummary = 0
+  private summaryTimer: NodeJS.Timeout | undefined
+  private writeWarned = false
+
+  private constructor (private readonly opts: CacheDirOptions) {}
+
+  /** The directory, checked and scanned; null (said once) when it cannot be used. */
+  static async open (opts: CacheDirOptions): Promise<CacheDir | null> {
+    const problem = await unusable(opts.dir)
+    if (problem !== undefined) {
+      opts.log.warn({ cacheDir: opts.dir }, `not using the compression cache directory: ${problem}; encodings are kept in memory only`)
+      return null
+    }
+    const cache = new CacheDir(opts)
+    await cache.scan()
+    return cache
+  }
+
+  path (name: string): string { return join(this.opts.dir, name) }
+
+  /** Bytes held, for tests and the summary line. */
+  get size (): number { return this.total }
+
+  /** A cached encoding's bytes and stats (taken after it was marked used), or undefined. */
+  async read (name: string, asset: string): Promise<{ bytes: Buffer, stats: Stats } | undefined> {
+    const stats = await this.lookup(name, asset)
+    if (stats === undefined) return undefined
+    const bytes = await readFile(this.path(name)).catch(() => undefined)
+    return bytes === undefined || bytes.length !== stats.size ? undefined : { bytes, stats }
+  }
+
+  /** A cached encoding's stats, taken after it was marked used, or undefined when there is none. */
+  async lookup (name: string, asset: string): Promise<Stats | undefined> {
+    const file = this.path(name)
+    const known = this.entries.get(name)
+    if (known === undefined || !this.opts.inUse(file, known.assets)) {
+      const now = new Date()
+      await utimes(file, now, now).catch(() => undefined)
+    }
+    const stats = await stat(file).catch(() => undefined)
+    if (stats === undefined) { this.forget(name); return undefined }
+    this.account(name, stats.size)
+    this.note(name, asset)
+    return stats
+  }
+
+  /** Writes an encoding; its stats, or undefined when it could not be written (said once). */
+  async write (name: string, bytes: Buffer, asset: string): Promise<Stats | undefined> {
+    try {
+      await writeAtomic(this.path(name), bytes)
+      return await this.added(name, asset)
+    } catch (err) {
+      this.writeFailed(err)
+      return undefined
+    }
+  }
+
+  /** Takes into account a file written into the directory by the file-to-file encoder. */
+  async added (name: string, asset: string): Promise<Stats> {
+    const stats = await stat(this.path(name))
+    this.account(name, stats.size)
+    this.note(name, asset)
+    return stats
+  }
+
+  /** Removes a file the caller wrote and does not keep (not smaller, or of a changed original). */
+  async discard (name: string): Promise<void> {
+    await rm(this.path(name), { force: true })
+    this.forget(name)
+  }
+
+  /**
+   * Makes the encodings of these originals (content hashes) the most recently used, in their order,
+   * without touching the files: at start-up, those the files of the root will read back.
+   */
+  promote (hashes: ReadonlySet<string>): void {
+    for (const [name, entry] of [...this.entries]) {
+      if (!hashes.has(name.slice(0, name.indexOf('.')))) continue
+      this.entries.delete(name)
+      this.entries.set(name, entry)
+    }
+  }
+
+  /** Evicts the least recently used files until the directory holds at most `maxSize` bytes. */
+  async prune (): Promise<void> {
+    // Each entry is looked at once at most: one in use goes to the end, as used.
+    for (let n = this.entries.size; n > 0 && this.total > this.opts.maxSize; n--) {
+      const [name, entry] = this.entries.entries().next().value as [string, Entry]
+      const file = this.path(name)
+      this.entries.delete(name)
+      this.entries.set(name, entry)
+      if (this.opts.inUse(file, entry.assets)) continue
+      try { await rm(file, { force: true }) } catch (err) {
+        this.opts.log.debug({ file, code: (err as NodeJS.ErrnoException).code }, 'cannot remove a file from the compression cache')
+        continue
+      }
+      this.forget(name)
+      this.evicted.files++
+      this.evicted.bytes += entry.size
+      this.opts.log.debug({ file: name, bytes: entry.size }, 'evicted from the compression cache (least recently used)')
+    }
+    this.summarise()
+  }
+
+  /** Stops the summary timer; evictions not summed up yet are, now. */
+  close (): void {
+    clearTimeout(this.summaryTimer)
+    this.summaryTimer = undefined
+    if (this.evicted.files > 0) this.logSummary()
+  }
+
+  /** Every entry already in the directory, least recently used first; temp files of a crashed writer go. */
+  private async scan (): Promise<void> {
+    const all = await readdir(this.opts.dir).catch(() => [] as string[])
+    const names = all.filter(n => ENTRY.test(n) || parseTempName(n) !== undefined)
+    const found: Array<{ name: string, size: number, usedMs: number }> = []
+    for (let i = 0; i < names.length; i += SCAN_BATCH) {
+      await Promise.all(names.slice(i, i + SCAN_BATCH).map(async name => {
+        const stats = await lstat(this.path(name)).catch(() => undefined)
+        if (stats?.isFile() !== true) return
+        const temp = parseTempName(name)
+        if (temp === undefined) found.push({ name, size: stats.size, usedMs: stats.mtimeMs })
+        else if (Date.now() - stats.mtimeMs > STALE_TEMP_MS && !alive(temp.pid)) await removeQuietly(this.path(name))
+      }))
+    }
+    for (const f of found.sort((a, b) => a.usedMs - b.usedMs)) {
+      this.entries.set(f.name, { size: f.size, assets: new Set() })
+      this.total += f.size
+    }
+  }
+
+  /** Marks a known entry as the most recently used and records who uses it. */
+  private note (name: string, asset: string): void {
+    const entry = this.entries.get(name)
+    if (entry === undefined) return
+    entry.assets.add(asset)
+    this.entries.delete(name)
+    this.entries.set(name, entry)
+  }
+
+  /** Sets an entry's size (adding it when new, as the most recently used). */
+  private account (name: string, size: number): void {
+    const entry = this.entries.get(name)
+    if (entry === undefined) {
+      this.entries.set(name, { size, assets: new Set() })
+      this.total += size
+    } else {
+      this.total += size - entry.size
+      entry.size = size
+    }
+  }
+
+  private forget (name: string): void {
+    const entry = this.entries.get(name)
+    if (entry === undefined) return
+    this.entries.delete(name)
+    this.total -= entry.size
+  }
+
+  private writeFailed (err: unknown): void {
+    const code = (err as NodeJS.ErrnoException).code
+    if (this.writeWarned) { this.opts.log.debug({ code }, 'cannot write to the compression cache'); return }
+    this.writeWarned = true
+    this.opts.log.warn({ cacheDir: this.opts.dir, code }, 'cannot write to the compression cache (said once); encodings that do not fit in memory are not kept')
+  }
+
+  /** One info line with what was evicted, at most once a minute. */
+  private summarise (): void {
+    if (this.evicted.files === 0 || this.summaryTimer !== undefined) return
+    const wait = this.lastSummary + SUMMARY_EVERY_MS - Date.now()
+    if (wait > 0) {
+      this.summaryTimer = setTimeout(() => { this.summaryTimer = undefined; this.summarise() }, wait)
+      this.summaryTimer.unref()
+      return
+    }
+    this.logSummary()
+  }
+
+  private logSummary (): void {
+    this.lastSummary = Date.now()
+    const { files, bytes } = this.evicted
+    this.evicted = { files: 0, bytes: 0 }
+    this.opts.log.info({ evicted: files, evictedBytes: bytes, files: this.entries.size, bytes: this.total, maxBytes: this.opts.maxSize }, 'compression cache pruned to its size cap (least recently used first)')
+  }
+}
+
+/** Whether a process with this pid exists (EPERM: it does, as another user's). */
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+}
+
+/**
+ * Why the directory cannot be used, or undefined when it can. It is created if missing. Its files are
+ * served as they are, so a directory someone else can write to would let them put any bytes behind
+ * any file's content hash; one the server cannot write to is found here once, not per file.
+ */
+async function unusable (dir: string): Promise<string | undefined> {
+  let info: Stats
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    info = await lstat(dir)
+  } catch (err) {
+    return `cannot create it (${(err as NodeJS.ErrnoException).code ?? String(err)})`
+  }
+  const uid = process.getuid?.()
+  if (!info.isDirectory()) return 'it is not a directory'
+  if (uid !== undefined && info.uid !== uid) return 'another user owns it'
+  if ((info.mode & 0o022) !== 0) return 'group or others can write to it'
+  // A dot name: never taken for an entry, and hidden like the atomic writer's temp files.
+  const probe = join(dir, `.wasm-serve-probe-${process.pid}`)
+  try {
+    await writeAtomic(probe, Buffer.from('probe\n'))
+  } catch (err) {
+    return `cannot write to it (${(err as NodeJS.ErrnoException).code ?? String(err)})`
+  } finally {
+    await removeQuietly(probe)
+  }
+  return undefined
+}
