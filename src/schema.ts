@@ -61,4 +61,3 @@ export const OptionsSchema = Type.Object({
   methodNotAllowed: Type.Optional(Type.Boolean({ default: false, description: 'Answer other methods on static paths with 405 and Allow (on in the CLI and Docker; the plugin leaves the app\'s routes alone by default).' })),
   logLevel: Type.Optional(Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info', description: 'CLI log level (pino); --quiet is "warn".' })),
 }, { additionalProperties: false })
-

@@ -1,5 +1,5 @@
 // The `wasm-serve` CLI, spawned for real (`node dist/cli.js`, built by `npm test`'s pretest) and
-// talked to over HTTP with undici (SPEC §1, §3 CLI, §5; issue 2 item 7). Servers bind 127.0.0.1.
+// talked to over HTTP with undici (docs/delivery.md §1 CLI, §3, §5). Servers bind 127.0.0.1.
 import t, { type Test } from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -27,20 +27,20 @@ t.teardown(() => { rmSync(SITE, { recursive: true, force: true }); rmSync(BIG, {
 async function freePort (): Promise<number> {
   const server = await occupy(0)
   const port = (server.address() as { port: number }).port
-  await new Promise(done => server.close(done))
+  await new Promise(resolve => server.close(resolve))
   return port
 }
 
 function occupy (port: number): Promise<Server> {
-  return new Promise((done, fail) => {
+  return new Promise((resolve, reject) => {
     const server = createServer()
-    server.once('error', fail)
-    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => done(server))
+    server.once('error', reject)
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => resolve(server))
   })
 }
 
 async function isFree (port: number): Promise<boolean> {
-  try { const s = await occupy(port); await new Promise(done => s.close(done)); return true } catch { return false }
+  try { const s = await occupy(port); await new Promise(resolve => s.close(resolve)); return true } catch { return false }
 }
 
 const portOf = (url: string) => Number(new URL(url).port)
@@ -75,7 +75,7 @@ t.test('binds 127.0.0.1:8080 when no port is given', async t => {
 
 t.test('says when the port is taken and serves on another one', async t => {
   const blocker = await occupy(0)
-  t.teardown(() => new Promise(done => blocker.close(done)))
+  t.teardown(() => new Promise(resolve => blocker.close(resolve)))
   const taken = (blocker.address() as { port: number }).port
   const { url, out } = await serveCli(t, [SITE, '--port', String(taken)])
   const m = /^wasm-serve: port (\d+) is in use, using (\d+) instead$/m.exec(out.stderr)
@@ -117,7 +117,7 @@ t.test('on a TTY it prints a banner', async t => {
   const cmd = `exec '${process.execPath}' '${CLI}' '${SITE}' --port 0`
   // stdin stays an open pipe: script ends the session when its stdin reaches EOF.
   const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'], detached: true })
-  const proc: CliProcess = { child, out: { stdout: '', stderr: '' }, exited: new Promise(done => child.on('exit', (code, signal) => done({ code, signal }))) }
+  const proc: CliProcess = { child, out: { stdout: '', stderr: '' }, exited: new Promise(resolve => child.on('exit', (code, signal) => resolve({ code, signal }))) }
   child.stdout.setEncoding('utf8').on('data', (s: string) => { proc.out.stdout += s })
   child.stderr.setEncoding('utf8').on('data', (s: string) => { proc.out.stderr += s })
   t.teardown(() => { try { process.kill(-child.pid!, 'SIGKILL') } catch { /* already gone */ } })

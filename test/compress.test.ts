@@ -360,3 +360,12 @@ t.test('the built dist/ runs its worker threads from worker.js', { skip: !exists
   t.equal(code, 0, err)
   t.equal(await assertSiblingsDecode(t, dir), zstdAvailable ? 9 : 6)
 })
+
+t.test('a file name with control characters is printed escaped, never raw to the terminal', async t => {
+  const dir = textTree(t)
+  await writeFile(join(dir, 'evil\r\nwasm-serve compress: fake line.js'), 'export const x = 1\n'.repeat(200))
+  const r = await compress(dir)
+  t.equal(r.code, 0)
+  t.notMatch(r.out + r.err, /\r\nwasm-serve compress: fake line/, 'no raw CR LF from a file name')
+  t.match(r.out, /evil\\r\\nwasm-serve compress: fake line\.js/, 'the name appears escaped in the table')
+})

@@ -1,12 +1,12 @@
-// Configuration (SPEC §3; issue 2 item 8): the config file is validated against the one schema with
+// Configuration (docs/delivery.md §3): the config file is validated against the one schema with
 // every problem reported at once, with its JSON path, before a port is bound; precedence is
 // defaults < file < WASM_SERVE_* / PORT / HOST < flags. In-process through parseCli, and through the
 // real CLI (`node dist/cli.js`) where the outcome is only visible from outside.
-import t, { type Test } from 'tap'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import t from 'tap'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir, totalmem } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import Fastify from 'fastify'
 import { request } from 'undici'
 import { parseCompressArgs } from '../src/compress/args.js'
@@ -46,20 +46,19 @@ function problemsOf (fn: () => unknown): OptionProblem[] {
   throw new Error('expected an OptionsError, nothing was thrown')
 }
 
-
 async function freePort (): Promise<number> {
   const server = createServer()
-  await new Promise<void>(done => server.listen(0, '127.0.0.1', done))
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as { port: number }).port
-  await new Promise(done => server.close(done))
+  await new Promise(resolve => server.close(resolve))
   return port
 }
 
 async function isFree (port: number): Promise<boolean> {
   const server = createServer()
-  return new Promise(done => {
-    server.once('error', () => done(false))
-    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => done(true)))
+  return new Promise(resolve => {
+    server.once('error', () => resolve(false))
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)))
   })
 }
 

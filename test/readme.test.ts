@@ -2,7 +2,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { OptionsSchema } from '../src/options.js'
 
-// STYLE 3: the README's option table and CLI help are generated from the schema and the flag table
+// Every option is defined once (docs/delivery.md §3): the README's option table and CLI help are generated from the schema and the flag table
 // (scripts/readme-sections.mjs --write) and must not drift from them.
 t.test('README.md carries the generated option table and --help text', async t => {
   const { render } = await import('../scripts/readme-sections.mjs' as string) as { render: (s: string) => string }

@@ -8,6 +8,7 @@
 import { availableParallelism } from 'node:os'
 import { removeQuietly, writeAtomic } from '../atomic-write.js'
 import { encodingOf, type EncodingToken } from '../encodings.js'
+import { printable } from '../printable.js'
 import { EXIT, startErrorText, UsageError } from '../start-errors.js'
 import { HELP, parseCompressArgs, type CompressOptions } from './args.js'
 import { WorkerPool } from './pool.js'
@@ -34,7 +35,7 @@ export async function runCompress (argv: string[], io: Io = { stdout: process.st
   } catch (err) {
     // Anything not tied to one sibling (an unreadable subdirectory, say): one line, not a stack.
     const path = (err as NodeJS.ErrnoException).path
-    io.stderr.write(`${NAME}: ${path === undefined ? '' : `cannot read ${path}: `}${describeError(err)}\n`)
+    io.stderr.write(printable(`${NAME}: ${path === undefined ? '' : `cannot read ${path}: `}${describeError(err)}`) + '\n')
     return EXIT.failed
   }
 }
@@ -51,12 +52,12 @@ function usableEncodings (opts: CompressOptions, io: Io): EncodingToken[] {
 async function compressDir (opts: CompressOptions, io: Io): Promise<number> {
   const root = await openRoot(opts.dir)
   if (typeof root !== 'string') {
-    io.stderr.write(`${NAME}: ${root.error}\n`)
+    io.stderr.write(`${NAME}: ${printable(root.error)}\n`)
     return EXIT.usage // what was typed names no directory: a usage error, as in the server
   }
   const tokens = usableEncodings(opts, io)
   const scan = await scanRoot(root, opts.dir, opts.minSize)
-  for (const note of scan.notes) io.stderr.write(`${NAME}: ${note}\n`)
+  for (const note of scan.notes) io.stderr.write(`${NAME}: ${printable(note)}\n`)
   const plan = await planTasks(scan.files, tokens, opts.force)
   if (opts.dryRun) return dryRun(plan, io)
   const started = performance.now()
@@ -71,7 +72,7 @@ async function compressDir (opts: CompressOptions, io: Io): Promise<number> {
 }
 
 function reportProblems (problems: Problem[], io: Io): number {
-  for (const p of problems) io.stderr.write(`${NAME}: cannot ${p.action ?? 'write'} ${p.path}: ${p.message}\n`)
+  for (const p of problems) io.stderr.write(printable(`${NAME}: cannot ${p.action ?? 'write'} ${p.path}: ${p.message}`) + '\n')
   return problems.length > 0 ? EXIT.failed : EXIT.ok
 }
 

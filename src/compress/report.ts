@@ -97,7 +97,7 @@ export function startProgress (io: Io, tasks: Task[]): Progress {
     taskDone (task) {
       const left = (pending.get(task.row) ?? 1) - 1
       pending.set(task.row, left)
-      if (bar !== undefined) bar.increment(1, { file: task.row.file.rel })
+      if (bar !== undefined) bar.increment(1, { file: task.row.file.display })
       else if (left === 0) io.stdout.write(fileLine(task.row))
     },
     stop () { bar?.stop() },

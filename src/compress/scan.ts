@@ -7,6 +7,7 @@ import { parseTempName } from '../atomic-write.js'
 import { encodingOf, encodingOfSuffix, type EncodingToken } from '../encodings.js'
 import type { FileEntry, Problem, Row, Task } from './types.js'
 import { describeError } from './report.js'
+import { printable } from '../printable.js'
 
 interface ScanResult { files: FileEntry[], notes: string[] }
 
@@ -85,7 +86,7 @@ async function walk (dir: string, rel: string, opts: WalkOptions): Promise<void>
     else if (kind === 'outside') opts.out.notes.push(`skipped ${join(opts.display, relPath)}: symlink leading out of ${opts.display}`)
     else if (kind !== undefined && kind.size >= opts.minSize) {
       opts.out.files.push({
-        abs, rel: relPath, display: join(opts.display, relPath), size: kind.size, mtimeMs: kind.mtimeMs, mode: kind.mode,
+        abs, rel: relPath, display: printable(join(opts.display, relPath)), size: kind.size, mtimeMs: kind.mtimeMs, mode: kind.mode,
       })
     }
   }
