@@ -43,12 +43,12 @@ export class CacheDir {
   /** In least recently used order: an entry used again is moved to the end. */
   private readonly entries = new Map<string, Entry>()
   private total = 0
-  private evicted = { files: 0, bytes: 0 }
-  private lastSummary = 0
-  private summaryTimer: NodeJS.Timeout | undefined
+  private readonly evictions: EvictionLog
   private writeWarned = false
 
-  private constructor (private readonly opts: CacheDirOptions) {}
+  private constructor (private readonly opts: CacheDirOptions) {
+    this.evictions = new EvictionLog(opts.log, () => ({ files: this.entries.size, bytes: this.total, maxBytes: opts.maxSize }))
+  }
 
   /** The directory, checked and scanned; null (said once) when it cannot be used. */
   static async open (opts: CacheDirOptions): Promise<CacheDir | null> {
@@ -58,7 +58,10 @@ export class CacheDir {
       return null
     }
     const cache = new CacheDir(opts)
-    await cache.scan()
+    for (const f of await scan(opts.dir)) {
+      cache.entries.set(f.name, { size: f.size, assets: new Set() })
+      cache.total += f.size
+    }
     return cache
   }
 
@@ -141,39 +144,13 @@ export class CacheDir {
         continue
       }
       this.forget(name)
-      this.evicted.files++
-      this.evicted.bytes += entry.size
-      this.opts.log.debug({ file: name, bytes: entry.size }, 'evicted from the compression cache (least recently used)')
+      this.evictions.add(name, entry.size)
     }
-    this.summarise()
+    this.evictions.summarise()
   }
 
-  /** Stops the summary timer; evictions not summed up yet are, now. */
-  close (): void {
-    clearTimeout(this.summaryTimer)
-    this.summaryTimer = undefined
-    if (this.evicted.files > 0) this.logSummary()
-  }
-
-  /** Every entry already in the directory, least recently used first; temp files of a crashed writer go. */
-  private async scan (): Promise<void> {
-    const all = await readdir(this.opts.dir).catch(() => [] as string[])
-    const names = all.filter(n => ENTRY.test(n) || parseTempName(n) !== undefined)
-    const found: Array<{ name: string, size: number, usedMs: number }> = []
-    for (let i = 0; i < names.length; i += SCAN_BATCH) {
-      await Promise.all(names.slice(i, i + SCAN_BATCH).map(async name => {
-        const stats = await lstat(this.path(name)).catch(() => undefined)
-        if (stats?.isFile() !== true) return
-        const temp = parseTempName(name)
-        if (temp === undefined) found.push({ name, size: stats.size, usedMs: stats.mtimeMs })
-        else if (Date.now() - stats.mtimeMs > STALE_TEMP_MS && !alive(temp.pid)) await removeQuietly(this.path(name))
-      }))
-    }
-    for (const f of found.sort((a, b) => a.usedMs - b.usedMs)) {
-      this.entries.set(f.name, { size: f.size, assets: new Set() })
-      this.total += f.size
-    }
-  }
+  /** Evictions not summed up yet are, now. */
+  close (): void { this.evictions.close() }
 
   /** Marks a known entry as the most recently used and records who uses it. */
   private note (name: string, asset: string): void {
@@ -209,24 +186,62 @@ export class CacheDir {
     this.writeWarned = true
     this.opts.log.warn({ cacheDir: this.opts.dir, code }, 'cannot write to the compression cache (said once); encodings that do not fit in memory are not kept')
   }
+}
 
-  /** One info line with what was evicted, at most once a minute. */
-  private summarise (): void {
-    if (this.evicted.files === 0 || this.summaryTimer !== undefined) return
-    const wait = this.lastSummary + SUMMARY_EVERY_MS - Date.now()
-    if (wait > 0) {
-      this.summaryTimer = setTimeout(() => { this.summaryTimer = undefined; this.summarise() }, wait)
-      this.summaryTimer.unref()
-      return
-    }
-    this.logSummary()
+/** Every entry already in the directory, least recently used first; temp files of a crashed writer go. */
+async function scan (dir: string): Promise<Array<{ name: string, size: number }>> {
+  const all = await readdir(dir).catch(() => [] as string[])
+  const names = all.filter(n => ENTRY.test(n) || parseTempName(n) !== undefined)
+  const found: Array<{ name: string, size: number, usedMs: number }> = []
+  for (let i = 0; i < names.length; i += SCAN_BATCH) {
+    await Promise.all(names.slice(i, i + SCAN_BATCH).map(async name => {
+      const stats = await lstat(join(dir, name)).catch(() => undefined)
+      if (stats?.isFile() !== true) return
+      const temp = parseTempName(name)
+      if (temp === undefined) found.push({ name, size: stats.size, usedMs: stats.mtimeMs })
+      else if (Date.now() - stats.mtimeMs > STALE_TEMP_MS && !alive(temp.pid)) await removeQuietly(join(dir, name))
+    }))
+  }
+  return found.sort((a, b) => a.usedMs - b.usedMs)
+}
+
+/** Evictions, logged one by one at debug level and summed up at info level at most once a minute. */
+class EvictionLog {
+  private files = 0
+  private bytes = 0
+  private lastSummary = 0
+  private timer: NodeJS.Timeout | undefined
+
+  constructor (private readonly log: Logger, private readonly state: () => object) {}
+
+  add (name: string, bytes: number): void {
+    this.files++
+    this.bytes += bytes
+    this.log.debug({ file: name, bytes }, 'evicted from the compression cache (least recently used)')
   }
 
-  private logSummary (): void {
+  summarise (): void {
+    if (this.files === 0 || this.timer !== undefined) return
+    const wait = this.lastSummary + SUMMARY_EVERY_MS - Date.now()
+    if (wait > 0) {
+      this.timer = setTimeout(() => { this.timer = undefined; this.summarise() }, wait)
+      this.timer.unref()
+      return
+    }
+    this.write()
+  }
+
+  close (): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    if (this.files > 0) this.write()
+  }
+
+  private write (): void {
     this.lastSummary = Date.now()
-    const { files, bytes } = this.evicted
-    this.evicted = { files: 0, bytes: 0 }
-    this.opts.log.info({ evicted: files, evictedBytes: bytes, files: this.entries.size, bytes: this.total, maxBytes: this.opts.maxSize }, 'compression cache pruned to its size cap (least recently used first)')
+    this.log.info({ evicted: this.files, evictedBytes: this.bytes, ...this.state() }, 'compression cache pruned to its size cap (least recently used first)')
+    this.files = 0
+    this.bytes = 0
   }
 }
 
