@@ -64,7 +64,7 @@ t.test('binds 127.0.0.1 by default', async t => {
 })
 
 t.test('binds 127.0.0.1:8080 when no port is given', async t => {
-  if (!(await isFree(8080))) return t.skip('port 8080 is taken on this machine; the fallback test below covers this path')
+  if (!(await isFree(8080))) return t.skip('port 8080 is taken on this machine; the fallback test below covers this path', () => {})
   const { url, out } = await serveCli(t, [SITE])
   t.equal(url, 'http://127.0.0.1:8080')
   t.notMatch(out.stderr, /in use/)
@@ -113,7 +113,7 @@ t.test('without a TTY it prints one line saying what it serves and where', async
 })
 
 t.test('on a TTY it prints a banner', async t => {
-  if (spawnSync('script', ['--version'], { stdio: 'ignore' }).status !== 0) return t.skip('`script` (util-linux) is not installed: no way to give the CLI a pseudo-terminal')
+  if (spawnSync('script', ['--version'], { stdio: 'ignore' }).status !== 0) return t.skip('`script` (util-linux) is not installed: no way to give the CLI a pseudo-terminal', () => {})
   const cmd = `exec '${process.execPath}' '${CLI}' '${SITE}' --port 0`
   // stdin stays an open pipe: script ends the session when its stdin reaches EOF.
   const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'], detached: true })

@@ -3,7 +3,7 @@
 // fallback; then config mistakes refused at start-up with their JSON paths.
 import t, { type Test } from 'tap'
 import { rawRequest } from './helpers/raw-http.js'
-import type { Got } from './helpers/http.js'
+import { get as getOnce, type Got } from './helpers/http.js'
 import { BR, PAGE, SITE, SQLITE, TINY, makeSite } from './helpers/site.js'
 import { startCliApp } from './helpers/server.js'
 import { TRANSPORTS } from './helpers/transports.js'
@@ -366,25 +366,19 @@ t.test('a valid config with every delivery key resolves', async t => {
 })
 
 t.test('a route that makes HTML pages immutable is a start-up warning naming the route and up to three pages (D10)', async t => {
-  const site = makeSite()
-  t.teardown(() => rmSync(site, { recursive: true, force: true }))
-  mkdirSync(join(site, 'docs'))
-  for (const page of ['a.html', 'b.html', 'c.html', 'd.html']) writeFileSync(join(site, 'docs', page), PAGE)
-  const pinned = (server: Running) => server.logs.filter(l => l.level === 40 && /immutable/.test(String(l.msg)))
+  const site = makeSite(t, { ...SITE, ...Object.fromEntries(['a', 'b', 'c', 'd'].map(p => [`docs/${p}.html`, PAGE])) })
+  const pinned = (server: { logs: Array<Record<string, unknown>> }) => server.logs.filter(l => l.level === 40 && /immutable/.test(String(l.msg)))
 
-  const all = await startCliApp({ root: site, routes: [{ match: '**', cacheControl: IMMUTABLE }] })
-  t.teardown(() => all.close())
+  const all = await startCliApp(t, { root: site, routes: [{ match: '**', cacheControl: IMMUTABLE }] })
   const [warning, ...more] = pinned(all)
   t.equal(more.length, 0, 'one warning for the route')
   t.match(warning, { route: '**', cacheControl: IMMUTABLE, pages: ['index.html', 'docs/a.html', 'docs/b.html'], htmlPages: 5 }, 'naming its match, index.html first, three pages of five')
   t.match(String(warning?.msg), /HTML pages immutable.*no-cache/)
-  t.equal((await get(`${all.url}/`)).headers['cache-control'], IMMUTABLE, 'the route still applies as configured')
+  t.equal((await getOnce(`${all.url}/`)).headers['cache-control'], IMMUTABLE, 'the route still applies as configured')
 
-  const safe = await startCliApp({ root: site, routes: [{ match: '**/*.html', cacheControl: 'no-cache' }, { match: '**', cacheControl: IMMUTABLE }, { match: 'docs/**', cacheControl: 'public, max-age=60' }] })
-  t.teardown(() => safe.close())
+  const safe = await startCliApp(t, { root: site, routes: [{ match: '**/*.html', cacheControl: 'no-cache' }, { match: '**', cacheControl: IMMUTABLE }, { match: 'docs/**', cacheControl: 'public, max-age=60' }] })
   t.same(pinned(safe), [], 'no warning when an earlier route gives HTML no-cache')
 
-  const hashedOnly = await startCliApp({ root: site })
-  t.teardown(() => hashedOnly.close())
+  const hashedOnly = await startCliApp(t, { root: site })
   t.same(pinned(hashedOnly), [], 'nor without routes (only hashed names are immutable by default)')
 })

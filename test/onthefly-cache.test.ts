@@ -156,7 +156,7 @@ t.test('a cache directory the server cannot write to: one warning at start-up, t
   // Permissions do not stop root; the immutable attribute does (as in test/compress.test.ts).
   const asRoot = process.getuid?.() === 0
   const lock = asRoot ? spawnSync('chattr', ['+i', cacheDir]) : (chmodSync(cacheDir, 0o500), { status: 0 })
-  if (lock.status !== 0) return t.skip('cannot make a directory read-only here (chattr +i failed)')
+  if (lock.status !== 0) return t.skip('cannot make a directory read-only here (chattr +i failed)', () => {})
   t.teardown(() => { if (asRoot) spawnSync('chattr', ['-i', cacheDir]); else chmodSync(cacheDir, 0o700) })
   const { url, logs } = await start(t, { root, compress: { cacheDir } })
   const warnings = logs.filter(l => l.level >= 40)

@@ -84,10 +84,10 @@ t.test('a cache directory others can write to is not used (D4)', async t => {
 })
 
 t.test('unreadable files and directories are left out, not a failed start (as a non-root user)', async t => {
-  if (process.getuid?.() !== 0) return t.skip('needs root to start the CLI as another user; permissions do not stop root')
+  if (process.getuid?.() !== 0) return t.skip('needs root to start the CLI as another user; permissions do not stop root', () => {})
   const nobody = { uid: 65534, gid: 65534 }
   const probe = spawnSync(process.execPath, ['-e', 'require("fs").accessSync(process.argv[1])', CLI], { ...nobody, env: {} })
-  if (probe.status !== 0) return t.skip(`this checkout (${ROOT}) is not readable by user nobody, so the CLI cannot run as nobody here`)
+  if (probe.status !== 0) return t.skip(`this checkout (${ROOT}) is not readable by user nobody, so the CLI cannot run as nobody here`, () => {})
   const root = makeSite(t, { 'ok.wasm': SQLITE, 'secret.txt': 'secret', 'private/x.txt': 'x' })
   chmodSync(root, 0o755)
   chmodSync(join(root, 'ok.wasm'), 0o644)
