@@ -123,12 +123,17 @@ export class Catalog {
     return job
   }
 
-  /** Walks a directory again: its files (new, changed or gone) indexed, the directories below it known anew. */
-  async rescan (dir: string): Promise<void> {
+  /**
+   * Walks a directory again: the directories below it known anew (`walked` is told, so watches are
+   * set before any file is read and no change in between is missed), then its files (new, changed
+   * or gone) indexed.
+   */
+  async rescan (dir: string, walked?: () => void): Promise<void> {
     const { files, dirs } = await this.root.walk(dir)
     const below = (p: string) => dir === '' || p === dir || p.startsWith(dir + '/')
     for (const d of [...this.dirMap.keys()]) if (below(d) && !dirs.has(d)) this.dirMap.delete(d)
     for (const [d, ino] of dirs) this.dirMap.set(d, ino)
+    walked?.()
     const bases = new Set(files.map(f => originalName(f.rel)))
     for (const path of this.byPath.keys()) if (below(path)) bases.add(originalName(path))
     const all = [...bases]

@@ -22,8 +22,8 @@ export interface Refreshable {
   dirs: () => ReadonlyMap<string, number>
   /** Re-indexes the group a path belongs to. */
   refresh: (path: string) => Promise<void>
-  /** Walks a directory again: new files indexed, files gone dropped. */
-  rescan: (dir: string) => Promise<void>
+  /** Walks a directory again (calling `walked` once its directories are known), then indexes its files. */
+  rescan: (dir: string, walked?: () => void) => Promise<void>
   /** A directory that is gone: everything below it dropped. */
   forget: (dir: string) => void
 }
@@ -95,10 +95,9 @@ export class Freshness {
     await this.target.refresh(rel)
   }
 
-  /** A directory is walked again and its watchers made anew: it may be another directory now. */
+  /** A directory is walked again and its watchers made anew (it may be another directory now), before its files are read. */
   private async rescan (dir: string): Promise<void> {
-    await this.target.rescan(dir)
-    this.watchers?.rearm(dir, this.target.dirs().keys())
+    await this.target.rescan(dir, () => this.watchers?.rearm(dir, this.target.dirs().keys()))
   }
 
   /** One periodic check: the root, then every directory, then every file served from the root. */
