@@ -105,8 +105,12 @@ t.test('--host and --port beat HOST and PORT', async t => {
 })
 
 t.test('without a TTY it prints one line saying what it serves and where', async t => {
-  const { out, url } = await serveCli(t, [SITE, '--port', '0'])
-  await sleep(200)
+  const server = await serveCli(t, [SITE, '--port', '0'])
+  const { out, url } = server
+  // Everything the CLI says at start-up is written before it listens; a request's log line, written
+  // after that, proves nothing more is coming from start-up.
+  await (await request(`${url}/healthz`)).body.dump()
+  await until(server, () => requestLines(out.stdout).length === 1, 'the request line')
   const plain = out.stdout.split('\n').filter(l => l !== '' && !l.startsWith('{'))
   t.same(plain, [`wasm-serve ${VERSION} serving ${SITE} at ${url}`], 'exactly one non-log line')
   t.equal(out.stderr, '', 'nothing on stderr')
@@ -142,10 +146,11 @@ t.test('logs one JSON line per request with method, url, status, encoding, bytes
     const res = await request(`${url}${path}`, { method, headers: { 'accept-encoding': 'identity' } })
     await res.body.dump()
   }
-  await until(server, () => requestLines(out.stdout).length >= 3, 'three request lines')
-  await sleep(100)
+  // A fourth request's line, written after the first three's, proves no extra line came for them.
+  await (await request(`${url}/healthz`)).body.dump()
+  await until(server, () => requestLines(out.stdout).length >= 4, 'four request lines')
   const lines = requestLines(out.stdout)
-  t.equal(lines.length, 3, 'one line per request, no more')
+  t.equal(lines.length, 4, 'one line per request, no more')
   t.match(lines[0], { method: 'GET', url: '/sqlite3.wasm', status: 200, encoding: 'identity', bytes: readFileSync(SQLITE).length, ms: Number })
   t.match(lines[1], { method: 'HEAD', url: '/sqlite3.wasm', status: 200 })
   t.match(lines[2], { method: 'GET', url: '/missing.wasm', status: 404 })
@@ -153,12 +158,14 @@ t.test('logs one JSON line per request with method, url, status, encoding, bytes
 
 t.test('--quiet and --log-level warn log no request lines', async t => {
   for (const flags of [['--quiet'], ['-q'], ['--log-level', 'warn']]) {
-    const { url, out } = await serveCli(t, [SITE, '--port', '0', ...flags])
+    const { url, out, child, exited } = await serveCli(t, [SITE, '--port', '0', ...flags])
     for (let i = 0; i < 3; i++) {
       const res = await request(`${url}/sqlite3.wasm`)
       await res.body.dump()
     }
-    await sleep(300)
+    // Once the process has exited, everything it would have logged is in `out`.
+    child.kill('SIGTERM')
+    await exited
     t.same(requestLines(out.stdout), [], `${flags.join(' ')}: no request lines`)
     t.match(out.stdout, SERVING, `${flags.join(' ')}: still says where it serves`)
   }
@@ -235,13 +242,19 @@ t.test('SIGTERM lets a slow in-flight download finish with every byte, then exit
   let exitedEarly = false
   void exited.then(() => { exitedEarly = true })
   child.kill('SIGTERM')
-  await sleep(800) // the reader is stalled: the server must wait for it
-  t.notOk(exitedEarly, 'still running while a response is in flight')
+  // The reader is stalled: once the server has said it is shutting down and refuses new connections,
+  // it must still be running, waiting for this response.
+  await until({ child, out, exited }, () => out.stdout.includes('shutting down'), 'the shutdown line')
   const fresh = new Agent()
   t.teardown(() => fresh.destroy())
-  const refused = await request(url, { dispatcher: fresh, headersTimeout: 2000 })
-    .then(r => r.body.dump().then(() => r.statusCode), (err: NodeJS.ErrnoException) => err.code)
+  let refused: unknown
+  await until({ child, out, exited }, async () => {
+    refused = await request(url, { dispatcher: fresh, headersTimeout: 2000 })
+      .then(r => r.body.dump().then(() => r.statusCode), (err: NodeJS.ErrnoException) => err.code)
+    return refused === 'ECONNREFUSED'
+  }, 'new connections to be refused').catch(() => {})
   t.equal(refused, 'ECONNREFUSED', 'new connections are refused while draining')
+  t.notOk(exitedEarly, 'still running while a response is in flight')
   let error: unknown
   try {
     for (let next = await body.next(); next.done !== true; next = await body.next()) chunks.push(next.value as Buffer)
@@ -261,8 +274,12 @@ t.test('SIGTERM exits within a bounded time while a large file is being compress
   // an empty cache dir makes sure the encoding is not simply read back from an earlier run.
   const cacheDir = mkdtempSync(join(tmpdir(), 'wasm-serve-cli-cache-'))
   t.teardown(() => rmSync(cacheDir, { recursive: true, force: true }))
-  const { child, exited } = await serveCli(t, [BIG, '--port', '0'], { env: { WASM_SERVE_COMPRESS: JSON.stringify({ cacheDir }) } })
-  await sleep(1000)
+  const server = await serveCli(t, [BIG, '--port', '0'], { env: { WASM_SERVE_COMPRESS: JSON.stringify({ cacheDir }) } })
+  const { child, exited } = server
+  // The encoder is at work once the process has burnt a second of CPU after listening (/proc on Linux).
+  const cpuMs = () => { const f = readFileSync(`/proc/${child.pid!}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) * 10 }
+  const idle = cpuMs()
+  await until(server, () => cpuMs() - idle >= 1000, 'a second of encoding', 20_000)
   const started = Date.now()
   child.kill('SIGTERM')
   const outcome = await Promise.race([exited, sleep(15_000, 'timeout' as const)])

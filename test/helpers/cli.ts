@@ -48,7 +48,7 @@ export function runCli (t: Test, args: string[], opts: CliOptions = {}): CliProc
 }
 
 /** poll.ts's `until` for a process: rejects after `ms` with what the process printed by then. */
-export async function until (proc: CliProcess, check: () => boolean, what: string, ms = 15_000): Promise<void> {
+export async function until (proc: CliProcess, check: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
   await poll(check, { timeout: ms, what: () => `${what}\nstdout: ${proc.out.stdout}\nstderr: ${proc.out.stderr}` })
 }
 
