@@ -9,8 +9,7 @@ import { ENCODINGS, type EncodingToken } from './encodings.js'
 import { representation } from './headers.js'
 import { loadFile } from './load.js'
 import { isTransient } from './transient.js'
-import type { FilePolicy } from './policy.js'
-import type { Asset, Loaded } from './types.js'
+import type { Asset, FilePolicy, Loaded } from './types.js'
 import type { FileFacts, RootDir, WarnOnce } from './walk.js'
 
 export interface IndexContext {

@@ -13,9 +13,8 @@ import { hashBuffers } from './etag.js'
 import { indexGroup, withEncodings, type IndexContext } from './assets.js'
 import { Freshness } from './freshness.js'
 import { MAX_IN_MEMORY } from './load.js'
-import type { FilePolicy } from './policy.js'
 import { isTransient, transientLog, Unavailable } from './transient.js'
-import type { Asset, Loaded, Logger } from './types.js'
+import type { Asset, FilePolicy, Loaded, Logger } from './types.js'
 import { RootDir, type FileFacts, type WarnOnce } from './walk.js'
 
 export interface CatalogOptions {

@@ -5,7 +5,7 @@
 import picomatch from 'picomatch'
 import type { ResolvedOptions, RouteOptions } from './options.js'
 import { originalName } from './content-type.js'
-import type { Asset, Logger } from './types.js'
+import type { Asset, FilePolicy, Logger } from './types.js'
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable'
 export const REVALIDATE = 'no-cache'
@@ -42,13 +42,6 @@ const WORDS = new Set(['regular', 'bold', 'semi', 'extra', 'ultra', 'demi', 'bla
 function isWords (tail: string): boolean {
   const parts = tail.match(/[A-Z][a-z]+|[a-z]+/g)
   return parts !== null && parts.join('') === tail && parts.every(p => WORDS.has(p.toLowerCase()))
-}
-
-export interface FilePolicy {
-  /** Headers for every response for the file: 200, 206, 304 and HEAD alike. */
-  headers: Record<string, string>
-  /** Preload link values for HTML responses (also sent as 103 Early Hints when on). */
-  links: string[]
 }
 
 /** The configured routes, compiled once: the first one whose glob matches a path, if any. */

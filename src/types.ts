@@ -5,7 +5,13 @@
  */
 import type { Coding } from './encodings.js'
 import type { FileStamp } from './file-identity.js'
-import type { FilePolicy } from './policy.js'
+
+export interface FilePolicy {
+  /** Headers for every response for the file: 200, 206, 304 and HEAD alike. */
+  headers: Record<string, string>
+  /** Preload link values for HTML responses (also sent as 103 Early Hints when on). */
+  links: string[]
+}
 
 export interface Logger {
   info: (obj: object, msg: string) => void
