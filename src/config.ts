@@ -40,6 +40,7 @@ export const FLAGS: Flag[] = [
   { name: 'https', doc: 'serve HTTPS + HTTP/2 with a self-signed certificate (development only)' },
   { name: 'tls-cert', arg: 'FILE', doc: 'PEM certificate: serve HTTPS + HTTP/2 (with --tls-key)' },
   { name: 'tls-key', arg: 'FILE', doc: 'PEM private key for --tls-cert' },
+  { name: 'dictionaries', key: 'dictionaries', arg: 'DIR', multiple: true, doc: 'an earlier release (read, not served): browsers holding its modules get deltas (repeatable)' },
   { name: 'memory-budget', key: 'memoryBudget', arg: 'SIZE', doc: 'bytes of files held in memory, e.g. 64MB or 1.5GiB (KB = KiB = 1024; default 256MB)' },
   { name: 'quiet', short: 'q', doc: 'no request log lines (log level warn)' },
   { name: 'log-level', key: 'logLevel', arg: 'LEVEL', doc: 'fatal, error, warn, info (default), debug, trace or silent' },
@@ -77,6 +78,7 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv, cwd: string): 
   const flags = fromFlags(values)
   const layered: Raw = { ...file, ...fromEnv(env), ...flags, ...tlsFlags(values, cwd) }
   if (values.quiet === true && values['log-level'] === undefined) layered.logLevel = 'warn'
+  if (Array.isArray(values.dictionaries)) layered.dictionaries = values.dictionaries.map(d => resolve(cwd, d))
   const dir = parsed.positionals[0]
   if (dir !== undefined) layered.root = resolve(cwd, dir)
   else if (typeof env.WASM_SERVE_ROOT === 'string') layered.root = resolve(cwd, env.WASM_SERVE_ROOT)
@@ -169,6 +171,7 @@ function readConfigFile (file: string): Raw {
   if (typeof raw.root === 'string') raw.root = resolve(base, raw.root)
   const compress = raw.compress as Raw | undefined
   if (typeof compress?.cacheDir === 'string') raw.compress = { ...compress, cacheDir: resolve(base, compress.cacheDir) }
+  if (Array.isArray(raw.dictionaries)) raw.dictionaries = raw.dictionaries.map(d => typeof d === 'string' ? resolve(base, d) : d)
   const https = raw.https as { cert: string, key: string } | boolean | undefined
   if (typeof https === 'object') raw.https = { cert: resolve(base, https.cert), key: resolve(base, https.key) }
   return raw

@@ -10,6 +10,7 @@
 import { isUtf8 } from 'node:buffer'
 import { promisify } from 'node:util'
 import * as zlib from 'node:zlib'
+import type { DictionaryCoding } from './dictionary.js'
 
 /**
  * 'max' is for build time (`wasm-serve compress`) and the server's smaller files; 'dense' is the
@@ -232,7 +233,8 @@ export const ENCODINGS = [
 ] as const
 
 export type EncodingToken = (typeof ENCODINGS)[number]['token']
-export type Coding = EncodingToken | 'identity'
+/** Every content coding a representation can have: a sibling's, identity, or a delta's (RFC 9842). */
+export type Coding = EncodingToken | 'identity' | DictionaryCoding
 
 /** The row of a token. */
 export function encodingOf (token: EncodingToken): Encoding<EncodingToken> {

@@ -7,7 +7,10 @@ import { createHash, type Hash } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { BufferPool } from './buffers.js'
 
-export const digestOf = (hash: Hash): string => hash.digest('base64url').slice(0, 27)
+export const digestOf = (hash: Hash): string => tagOf(hash.digest())
+
+/** The ETag value (without quotes) of a full sha256 digest. */
+export const tagOf = (sha256: Buffer): string => sha256.toString('base64url').slice(0, 27)
 
 export const hashBuffer = (buf: Buffer): string => digestOf(createHash('sha256').update(buf))
 
@@ -15,12 +18,17 @@ const SLICE = 1 << 20
 
 /** The same hash, a megabyte at a time with a turn of the event loop in between: for files re-indexed while serving. */
 export async function hashBufferAsync (buf: Buffer): Promise<string> {
+  return tagOf(await sha256Async(buf))
+}
+
+/** The full sha256 of a buffer, a megabyte at a time (the full digest also names a dictionary, RFC 9842 §2.2). */
+export async function sha256Async (buf: Buffer): Promise<Buffer> {
   const hash = createHash('sha256')
   for (let at = 0; at < buf.length; at += SLICE) {
     hash.update(buf.subarray(at, at + SLICE))
     if (at + SLICE < buf.length) await new Promise(resolve => setImmediate(resolve))
   }
-  return digestOf(hash)
+  return hash.digest()
 }
 
 /**
@@ -30,8 +38,8 @@ export async function hashBufferAsync (buf: Buffer): Promise<string> {
  */
 export const hashBuffers = new BufferPool(SLICE, 1)
 
-/** Hash of the first `size` bytes of an open file. */
-export async function hashHandle (fh: FileHandle, size: number): Promise<string> {
+/** Full sha256 of the first `size` bytes of an open file. */
+export async function hashHandle (fh: FileHandle, size: number): Promise<Buffer> {
   const hash = createHash('sha256')
   const chunk = hashBuffers.take()
   try {
@@ -44,11 +52,11 @@ export async function hashHandle (fh: FileHandle, size: number): Promise<string>
   } finally {
     hashBuffers.give(chunk)
   }
-  return digestOf(hash)
+  return hash.digest()
 }
 
 /** ETag of a whole file read a slice at a time (an encoding too large for memory). */
 export async function etagOfFile (file: string): Promise<string> {
   const fh = await open(file, 'r')
-  try { return `"${await hashHandle(fh, (await fh.stat()).size)}"` } finally { await fh.close() }
+  try { return `"${tagOf(await hashHandle(fh, (await fh.stat()).size))}"` } finally { await fh.close() }
 }

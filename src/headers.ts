@@ -17,7 +17,7 @@ interface HeaderInput {
 }
 
 export function representation (loaded: Loaded, input: HeaderInput): Representation {
-  const { coding, file, size, stamp, etag, body } = loaded
+  const { coding, file, size, stamp, etag, body, sha256 } = loaded
   // The policy may vary too (Origin, for a list of CORS origins): one Vary header naming both.
   const { vary: policyVary, ...policy } = input.policy
   const varies = [...(input.vary ? ['Accept-Encoding'] : []), ...(policyVary === undefined ? [] : [policyVary])]
@@ -39,5 +39,5 @@ export function representation (loaded: Loaded, input: HeaderInput): Representat
     // progress bar needs the decoded size to end at exactly 100 % (emscripten#24144, ffmpeg.wasm#803).
     if (input.decodedSize !== undefined) headers['x-decoded-content-length'] = String(input.decodedSize)
   }
-  return { coding, file, size, stamp, etag, body, headers, notModified }
+  return { coding, file, size, stamp, etag, body, sha256, headers, notModified }
 }

@@ -5,7 +5,7 @@
  */
 import { open, stat } from 'node:fs/promises'
 import type { Coding } from './encodings.js'
-import { hashBufferAsync, hashHandle } from './etag.js'
+import { hashHandle, sha256Async, tagOf } from './etag.js'
 import { sameFile, stampOf, type FileStamp } from './file-identity.js'
 import type { Loaded } from './types.js'
 import type { FileFacts } from './walk.js'
@@ -30,8 +30,8 @@ export async function loadFile (facts: FileFacts, coding: Coding, inMemory: (siz
   for (let attempt = 0; ; attempt++) {
     const settled = await readSettled(facts.abs, inMemory)
     if (settled !== undefined) {
-      const { body, hash, stamp } = settled
-      return { coding, file: facts.abs, size: stamp.size, stamp, etag: `"${hash}"`, body }
+      const { body, sha256, stamp } = settled
+      return { coding, file: facts.abs, size: stamp.size, stamp, etag: `"${tagOf(sha256)}"`, body, sha256 }
     }
     if (attempt + 1 >= ATTEMPTS) throw Object.assign(new Error(`${facts.rel} keeps changing`), { code: 'WASM_SERVE_CHANGING' })
     await delay(SETTLE_MS)
@@ -39,7 +39,7 @@ export async function loadFile (facts: FileFacts, coding: Coding, inMemory: (siz
   }
 }
 
-async function readSettled (file: string, inMemory: (size: number) => boolean): Promise<{ body: Buffer | null, hash: string, stamp: FileStamp } | undefined> {
+async function readSettled (file: string, inMemory: (size: number) => boolean): Promise<{ body: Buffer | null, sha256: Buffer, stamp: FileStamp } | undefined> {
   const fh = await open(file, 'r')
   try {
     const before = stampOf(await fh.stat())
@@ -48,10 +48,10 @@ async function readSettled (file: string, inMemory: (size: number) => boolean): 
     const quiet = stampOf(await fh.stat())
     if (!sameFile(before, quiet)) return undefined
     const body = quiet.size <= MAX_IN_MEMORY && inMemory(quiet.size) ? await fh.readFile() : null
-    const hash = body !== null ? await hashBufferAsync(body) : await hashHandle(fh, quiet.size)
+    const sha256 = body !== null ? await sha256Async(body) : await hashHandle(fh, quiet.size)
     const after = stampOf(await fh.stat())
     if (!sameFile(quiet, after) || (body !== null && body.length !== after.size)) return undefined
-    return { body, hash, stamp: after }
+    return { body, sha256, stamp: after }
   } finally {
     await fh.close()
   }

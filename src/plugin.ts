@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve as resolvePathOnDisk, sep } from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Catalog } from './catalog.js'
+import { Deltas } from './deltas.js'
 import { resolveOptions, type ResolvedOptions, type WasmServeOptions } from './options.js'
 import { compilePolicy, warnImmutablePages } from './policy.js'
 import { resolvePath } from './resolve.js'
@@ -71,27 +72,31 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
   const { onTheFly, minSize } = opts.compress
   const cacheDir = onTheFly ? cacheDirFor(opts, root) : null
   const tokens = opts.precompressed
+  const policy = compilePolicy(opts, { on: Deltas.supported, prefix })
   const catalog = await Catalog.open({
     root,
     memoryBudget: budgetWithinMachine(opts.memoryBudget, fastify.log),
     precompressed: tokens,
     dotfiles: opts.dotfiles,
-    policy: compilePolicy(opts),
+    policy,
     log: fastify.log,
     watch,
     revalidateMs: revalidate * 1000,
     // The rule the compression queue applies, so a file Varies (D7) only when it can get an encoding.
     encodable: onTheFly ? encodable({ tokens, minSize }) : () => false,
   })
+  const deltas = Deltas.supported ? new Deltas({ catalog, dirs: opts.dictionaries.map(d => resolvePathOnDisk(d)), prefix, policy, maxBytes: Math.min(64 * 1024 * 1024, opts.memoryBudget / 4), log: fastify.log }) : undefined
   const compression = onTheFly ? new OnTheFly(catalog, { tokens, minSize, cacheDir, cacheMaxSize: opts.compress.cacheMaxSize, log: fastify.log }) : undefined
   await catalog.load()
+  await deltas?.indexReleases()
+  if (deltas === undefined) sayNoDeltas(opts, fastify.log)
   warnMissingPreloads(opts, catalog, prefix, fastify.log)
   warnImmutablePages(opts, catalog.assets(), fastify.log)
   fastify.addHook('onClose', async () => { compression?.close(); catalog.close() })
   if (!fastify.hasDecorator('wasmServe')) fastify.decorate('wasmServe', handleOf(catalog, compression))
   fastify.log.debug({ files: catalog.size, bytesInMemory: catalog.bytesInMemory }, 'wasm-serve catalog ready')
 
-  const handler = (request: FastifyRequest, reply: FastifyReply) => handle({ request, reply, catalog, opts, prefix })
+  const handler = (request: FastifyRequest, reply: FastifyReply) => handle({ request, reply, catalog, opts, prefix, deltas })
   // `compress: false` keeps @fastify/compress (if the app registers it) off these routes: the
   // representations here are already encoded and carry their own Content-Length and ETag (D4, D5).
   const routeOptions = { compress: false } as Record<string, unknown>
@@ -118,6 +123,14 @@ function handleOf (catalog: Catalog, compression: OnTheFly | undefined): WasmSer
     get bytesInMemory () { return catalog.bytesInMemory },
     compressionIdle: async () => compression?.idle(),
   }
+}
+
+/** Delta updates need a Node that compresses with a dictionary: said once, louder when they were asked for. */
+function sayNoDeltas (opts: ResolvedOptions, log: FastifyInstance['log']): void {
+  const asked = opts.dictionaries.length > 0 || opts.routes.some(r => typeof r.dictionary === 'string')
+  const message = `delta updates (RFC 9842) are off: Node ${process.version} cannot compress with a dictionary (Node 24 can); modules are served as usual`
+  if (asked) log.warn({}, message)
+  else log.debug({}, message)
 }
 
 /** D11: a preload that names no file would make every page load fetch a 404; say so at start-up. */
@@ -151,6 +164,7 @@ interface HandleInput {
   catalog: Catalog
   opts: ResolvedOptions
   prefix: string
+  deltas: Deltas | undefined
 }
 
 /**
@@ -202,7 +216,7 @@ function serve (input: HandleInput, asset: Asset): Promise<unknown> | undefined 
     // Fastify's writeEarlyHints promise resolves only when the response ends, so awaiting it would hang.
     void Promise.resolve(reply.writeEarlyHints({ link: asset.policy.links })).catch(() => {})
   }
-  return sendAsset({ request, reply, asset, catalog, extra: corsFor(opts, request) })
+  return sendAsset({ request, reply, asset: input.deltas?.answerFor(request, asset) ?? asset, catalog, extra: corsFor(opts, request) })
 }
 
 /** A file, a directory's index.html, or a redirect that adds the directory's trailing slash. */

@@ -5,6 +5,7 @@
 import picomatch from 'picomatch'
 import type { ResolvedOptions, RouteOptions } from './options.js'
 import { originalName } from './content-type.js'
+import { matchPatternFor } from './dictionary.js'
 import type { Asset, FilePolicy, Logger } from './types.js'
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable'
@@ -21,16 +22,21 @@ export const REVALIDATE = 'no-cache'
  * only costs a 304.
  */
 export function isHashedName (fileName: string): boolean {
+  return hashIn(fileName) !== undefined
+}
+
+/** The content hash in a file name, as isHashedName recognises it, or undefined. */
+export function hashIn (fileName: string): string | undefined {
   const base = originalName(fileName.slice(fileName.lastIndexOf('/') + 1))
   const stem = base.replace(/\.[^.]*$/, '')
   for (const part of base.split(/[.\-_]/)) {
-    if (/^[0-9a-f]{8,}$/i.test(part) && /\d/.test(part) && (/[a-f]/i.test(part) || part.length >= 16)) return true
+    if (/^[0-9a-f]{8,}$/i.test(part) && /\d/.test(part) && (/[a-f]/i.test(part) || part.length >= 16)) return part
   }
   const tail = /-([A-Za-z0-9_-]{8})$/.exec(stem)?.[1]
   // One capitalised word (`widget-Carousel`, `Lato-Hairline`) or a camera name (`photo-IMG_1234`):
   // names people give, rare as hashes ((26/64)^8: a Vite hash looks like one such word about once in 1,400).
-  if (tail === undefined || isWords(tail) || /^[A-Z][a-z]{7}$/.test(tail) || /^[A-Z]{3,4}_\d+$/.test(tail)) return false
-  return !/^[a-z]+$/.test(tail) && !/^\d+$/.test(tail) && /[A-Z0-9]/.test(tail) && /[a-zA-Z]/.test(tail)
+  if (tail === undefined || isWords(tail) || /^[A-Z][a-z]{7}$/.test(tail) || /^[A-Z]{3,4}_\d+$/.test(tail)) return undefined
+  return !/^[a-z]+$/.test(tail) && !/^\d+$/.test(tail) && /[A-Z0-9]/.test(tail) && /[a-zA-Z]/.test(tail) ? tail : undefined
 }
 
 /**
@@ -51,7 +57,7 @@ function routeFinder (opts: ResolvedOptions): (path: string) => RouteOptions | u
 }
 
 /** Compiles the configured routes once; returns the per-file policy function. */
-export function compilePolicy (opts: ResolvedOptions): (path: string, type: string) => FilePolicy {
+export function compilePolicy (opts: ResolvedOptions, dictionaries: DictionaryPolicy = NO_DICTIONARIES): (path: string, type: string) => FilePolicy {
   const routeOf = routeFinder(opts)
   return (path, type) => {
     const route = routeOf(path)
@@ -61,11 +67,35 @@ export function compilePolicy (opts: ResolvedOptions): (path: string, type: stri
       ...isolationHeaders(opts, type),
       ...corsHeaders(opts),
     }
+    const match = dictionaries.on ? dictionaryMatch(path, type, route?.dictionary, dictionaries.prefix) : undefined
+    if (match !== undefined) {
+      // An sf-string (RFC 8941 §3.3.3): backslash and double quote escaped.
+      headers['use-as-dictionary'] = `match="${match.replace(/[\\"]/g, c => '\\' + c)}"`
+      headers.vary = headers.vary === undefined ? 'Available-Dictionary' : `${headers.vary}, Available-Dictionary`
+    }
     for (const [name, value] of Object.entries(route?.headers ?? {})) headers[name.toLowerCase()] = value
     const links = isDocument ? [...(route?.preload ?? []), ...opts.preload].map(preloadLink) : []
     if (links.length > 0) headers.link = links.join(', ')
     return { headers, links }
   }
+}
+
+/** Whether delta updates are on (this Node can make them), and the URL prefix files are served under. */
+export interface DictionaryPolicy { on: boolean, prefix: string }
+const NO_DICTIONARIES: DictionaryPolicy = { on: false, prefix: '' }
+
+/** Types a later release replaces and a delta pays for: modules and scripts, never documents. */
+const DICTIONARY_TYPES = /^(application\/wasm|text\/javascript)\b/
+
+/**
+ * The match pattern a file is announced with as a dictionary (RFC 9842 §2.1), or undefined: a route's
+ * `dictionary` (false: none), else derived from the file's URL for wasm and JavaScript.
+ */
+export function dictionaryMatch (path: string, type: string, configured: string | false | undefined, prefix: string): string | undefined {
+  if (configured === false) return undefined
+  if (typeof configured === 'string') return configured
+  if (!DICTIONARY_TYPES.test(type)) return undefined
+  return matchPatternFor(`${prefix}/${path}`, hashIn)
 }
 
 /** Pages named in a warning, at most. */

@@ -22,6 +22,7 @@ export const Route = Type.Object({
   cacheControl: Type.Optional(Type.String({ minLength: 1, description: 'Cache-Control value for matching files.' })),
   headers: Type.Optional(Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String(), { description: 'Extra response headers for matching files. Names must be tokens; values may not contain CR, LF or NUL; hop-by-hop headers are refused.' })),
   preload: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { description: 'Absolute URL paths to announce with `Link: rel=preload` (rel=modulepreload for .js/.mjs) on matching HTML responses, and in a 103 when earlyHints is on.' })),
+  dictionary: Type.Optional(Type.Union([Type.Literal(false), Type.String({ pattern: '^/[^\\x00-\\x1f\\x7f"]*$' })], { description: 'Delta updates (RFC 9842) for matching modules: false to announce none, or the match pattern to announce (URLPattern pathname, `*` wildcards), e.g. "/assets/app.*.wasm". By default a .wasm or JavaScript file announces its own path with its content hash as `*`.' })),
 }, { additionalProperties: false })
 
 export const OptionsSchema = Type.Object({
@@ -45,6 +46,7 @@ export const OptionsSchema = Type.Object({
   dotfiles: Type.Optional(Type.Union([Type.Literal('deny'), Type.Literal('allow')], { default: 'deny', description: '"deny" answers 404 for any path with a segment starting with "." (except .well-known); "allow" serves them.' })),
   memoryBudget: Type.Optional(size({ default: '256MB', description: `Bytes of file contents (all representations) held in memory; larger files are streamed from disk with their known length. ${SIZE_DOC}` })),
   revalidate: Type.Optional(Type.Number({ minimum: 0, default: 2, description: 'Seconds between checks of every served file and directory against the disk, for what directory watchers miss (a directory replaced, the root re-pointed, the watch limit reached); content is never staler than this (or ten times one check\'s duration on a very large root). 0 turns the checks off.' })),
+  dictionaries: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Directories holding earlier releases of the served files (read, never served): a browser that holds one of their modules gets the new version as a delta against it (RFC 9842). Relative to the config file.' })),
   routes: Type.Optional(Type.Array(Route, { default: [], description: 'Cache policy and extra headers by glob; the first matching route wins.' })),
   https: Type.Optional(oneOf([Type.Boolean(), Type.Object({
     cert: Type.String({ minLength: 1, description: 'PEM certificate file (chain), relative to the config file.' }),

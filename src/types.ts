@@ -30,6 +30,8 @@ export interface Loaded {
   etag: string
   /** The bytes when held in memory; null means stream them from `file`. */
   body: Buffer | null
+  /** The full sha256 of the bytes, where the file was read from the root (a dictionary's name, RFC 9842). */
+  sha256?: Buffer
 }
 
 export interface Representation extends Loaded {
