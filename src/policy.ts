@@ -67,10 +67,11 @@ export function compilePolicy (opts: ResolvedOptions, dictionaries: DictionaryPo
       ...isolationHeaders(opts, type),
       ...corsHeaders(opts),
     }
-    const match = dictionaries.on ? dictionaryMatch(path, type, route?.dictionary, dictionaries.prefix) : undefined
+    const configured = route?.dictionary
+    const match = dictionaries.on ? dictionaryMatch(path, type, typeof configured === 'object' ? configured.match : configured, dictionaries.prefix) : undefined
     if (match !== undefined) {
-      // An sf-string (RFC 8941 §3.3.3): backslash and double quote escaped.
-      headers['use-as-dictionary'] = `match="${match.replace(/[\\"]/g, c => '\\' + c)}"`
+      const id = typeof configured === 'object' ? `, id=${sfString(configured.id)}` : ''
+      headers['use-as-dictionary'] = `match=${sfString(match)}${id}`
       headers.vary = headers.vary === undefined ? 'Available-Dictionary' : `${headers.vary}, Available-Dictionary`
     }
     for (const [name, value] of Object.entries(route?.headers ?? {})) headers[name.toLowerCase()] = value
@@ -79,6 +80,9 @@ export function compilePolicy (opts: ResolvedOptions, dictionaries: DictionaryPo
     return { headers, links }
   }
 }
+
+/** An sf-string (RFC 8941 §3.3.3): quoted, backslash and double quote escaped. */
+const sfString = (s: string) => `"${s.replace(/[\\"]/g, c => '\\' + c)}"`
 
 /** Whether delta updates are on (this Node can make them), and the URL prefix files are served under. */
 export interface DictionaryPolicy { on: boolean, prefix: string }

@@ -17,12 +17,18 @@ const oneOf = <T extends TSchema[]>(schemas: [...T], expected: string, extra: ob
 const size = (extra: object) => oneOf([Type.Integer({ minimum: 0 }), Type.String({ pattern: SIZE_PATTERN })], SIZE_EXPECTED, extra)
 const SIZE_DOC = 'A byte count or a size: B, KB, MB, GB, TB or KiB … TiB, any case, decimals allowed ("1.5MB"); KB = KiB = 1024 bytes.'
 
+/** A match pattern: an absolute path with no control characters or double quotes (it goes into an sf-string). */
+const DICTIONARY_PATTERN = '^/[^\\x00-\\x1f\\x7f"]*$'
+
 export const Route = Type.Object({
   match: Type.String({ minLength: 1, description: 'Glob over the served file\'s path relative to the root (picomatch syntax), e.g. "**/*.html" or "assets/**". `/` is matched as "index.html".' }),
   cacheControl: Type.Optional(Type.String({ minLength: 1, description: 'Cache-Control value for matching files.' })),
   headers: Type.Optional(Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String(), { description: 'Extra response headers for matching files. Names must be tokens; values may not contain CR, LF or NUL; hop-by-hop headers are refused.' })),
   preload: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { description: 'Absolute URL paths to announce with `Link: rel=preload` (rel=modulepreload for .js/.mjs) on matching HTML responses, and in a 103 when earlyHints is on.' })),
-  dictionary: Type.Optional(Type.Union([Type.Literal(false), Type.String({ pattern: '^/[^\\x00-\\x1f\\x7f"]*$' })], { description: 'Delta updates (RFC 9842) for matching modules: false to announce none, or the match pattern to announce (URLPattern pathname, `*` wildcards), e.g. "/assets/app.*.wasm". By default a .wasm or JavaScript file announces its own path with its content hash as `*`.' })),
+  dictionary: Type.Optional(Type.Union([Type.Literal(false), Type.String({ pattern: DICTIONARY_PATTERN }), Type.Object({
+    match: Type.Optional(Type.String({ pattern: DICTIONARY_PATTERN })),
+    id: Type.String({ minLength: 1, maxLength: 1024, pattern: '^[^\\x00-\\x1f\\x7f"\\\\]*$' }),
+  }, { additionalProperties: false })], { description: 'Delta updates (RFC 9842) for matching modules: false to announce none; the match pattern to announce (URLPattern pathname, `*` wildcards), e.g. "/assets/app.*.wasm"; or { "match": …, "id": … } to announce an id too (browsers send it back as Dictionary-ID). By default a .wasm or JavaScript file announces its own path with its content hash as `*`.' })),
 }, { additionalProperties: false })
 
 export const OptionsSchema = Type.Object({

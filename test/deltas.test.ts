@@ -48,8 +48,15 @@ if (!supported) {
   })
 } else {
   t.test('modules announce a match pattern that the next release\'s name satisfies; HTML and routes set to false do not', async t => {
-    const root = makeSite(t, { [V2]: NEW, 'index.html': '<!doctype html>', 'app.js': 'export {}\n', 'keep/x.wasm': NEW })
-    const { url } = await startPlugin(t, { root, routes: [{ match: 'keep/**', dictionary: false }] })
+    const root = makeSite(t, { [V2]: NEW, 'index.html': '<!doctype html>', 'app.js': 'export {}\n', 'keep/x.wasm': NEW, 'ided/y.wasm': NEW, 'set/z.wasm': NEW })
+    const { url } = await startPlugin(t, {
+      root,
+      routes: [
+        { match: 'keep/**', dictionary: false },
+        { match: 'ided/**', dictionary: { id: 'engine-v1' } },
+        { match: 'set/**', dictionary: '/set/*.wasm' },
+      ],
+    })
     const wasm = await get(`${url}/${V2}`)
     t.equal(wasm.headers['use-as-dictionary'], 'match="/assets/sqlite3.*.wasm"')
     t.match(wasm.headers.vary, /Available-Dictionary/)
@@ -57,6 +64,8 @@ if (!supported) {
     t.equal((await get(`${url}/app.js`)).headers['use-as-dictionary'], 'match="/app.js"', 'a plain name matches itself (the next release at the same URL)')
     t.equal((await get(`${url}/index.html`)).headers['use-as-dictionary'], undefined, 'never a document')
     t.equal((await get(`${url}/keep/x.wasm`)).headers['use-as-dictionary'], undefined, 'dictionary: false')
+    t.equal((await get(`${url}/ided/y.wasm`)).headers['use-as-dictionary'], 'match="/ided/y.wasm", id="engine-v1"', 'an id, as an sf-string')
+    t.equal((await get(`${url}/set/z.wasm`)).headers['use-as-dictionary'], 'match="/set/*.wasm"', 'a configured pattern')
   })
 
   for (const coding of (['dcz', 'dcb'] as const).filter(c => dictionarySupport[c])) {
