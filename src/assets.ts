@@ -15,7 +15,7 @@ import type { FileFacts, RootDir, WarnOnce } from './walk.js'
 export interface IndexContext {
   root: RootDir
   precompressed: readonly EncodingToken[]
-  policy: (path: string, type: string) => FilePolicy
+  policy: (path: string, type: string, size?: number) => FilePolicy
   /** Whether a file without siblings may still get encodings (on the fly): then it Varies (D7). */
   encodable: (path: string, size: number) => boolean
   /** Whether a file's bytes are held in memory (the memory budget). */
@@ -64,9 +64,11 @@ async function originalAsset (ctx: IndexContext, group: Group): Promise<Asset> {
     if (await usableSibling(ctx, { original, sib, token })) encoded.push(await load(sib, token))
   }
   const identity = await load(original, 'identity')
-  const vary = encoded.length > 0 || ctx.encodable(original.rel, identity.size)
   const type = contentTypeFor(original.rel)
-  return buildAsset({ path: original.rel, type, encoded, identity, vary, lastModifiedMs: original.stats.mtimeMs, decodedSize: identity.size, policy: ctx.policy(original.rel, type), order: ctx.precompressed })
+  const policy = ctx.policy(original.rel, type, identity.size)
+  // A module that may be sent as a delta (D18) varies on Accept-Encoding too, siblings or not.
+  const vary = encoded.length > 0 || ctx.encodable(original.rel, identity.size) || policy.headers['use-as-dictionary'] !== undefined
+  return buildAsset({ path: original.rel, type, encoded, identity, vary, lastModifiedMs: original.stats.mtimeMs, decodedSize: identity.size, policy, order: ctx.precompressed })
 }
 
 function plainAsset (ctx: IndexContext, file: FileFacts, bytes: Loaded): Asset {

@@ -22,7 +22,7 @@ export interface CatalogOptions {
   memoryBudget: number
   precompressed: readonly EncodingToken[]
   dotfiles: 'deny' | 'allow'
-  policy: (path: string, type: string) => FilePolicy
+  policy: (path: string, type: string, size?: number) => FilePolicy
   log: Logger
   watch: boolean
   /** Whether a file without siblings may still get encodings (on the fly): then it Varies (D7). */

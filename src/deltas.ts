@@ -25,7 +25,7 @@ export interface DeltaOptions {
   dirs: readonly string[]
   /** URL prefix files are served under. */
   prefix: string
-  policy: (path: string, type: string) => FilePolicy
+  policy: (path: string, type: string, size?: number) => FilePolicy
   /** Bytes of deltas kept in memory. */
   maxBytes: number
   log: Logger
@@ -112,7 +112,9 @@ export class Deltas {
   /** Every module of an earlier release: hashed once at start-up, read again only to make a delta. */
   private async indexRelease (dir: string): Promise<void> {
     for (const rel of await filesUnder(dir)) {
-      const policy = this.opts.policy(rel, contentTypeFor(rel))
+      const size = (await stat(join(dir, ...rel.split('/'))).catch(() => undefined))?.size
+      if (size === undefined) continue
+      const policy = this.opts.policy(rel, contentTypeFor(rel), size)
       const announced = policy.headers['use-as-dictionary']
       if (announced === undefined) continue
       const file = join(dir, ...rel.split('/'))

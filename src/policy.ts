@@ -57,9 +57,9 @@ function routeFinder (opts: ResolvedOptions): (path: string) => RouteOptions | u
 }
 
 /** Compiles the configured routes once; returns the per-file policy function. */
-export function compilePolicy (opts: ResolvedOptions, dictionaries: DictionaryPolicy = NO_DICTIONARIES): (path: string, type: string) => FilePolicy {
+export function compilePolicy (opts: ResolvedOptions, dictionaries: DictionaryPolicy = NO_DICTIONARIES): (path: string, type: string, size?: number) => FilePolicy {
   const routeOf = routeFinder(opts)
-  return (path, type) => {
+  return (path, type, size) => {
     const route = routeOf(path)
     const isDocument = type.startsWith('text/html')
     const headers: Record<string, string> = {
@@ -68,7 +68,10 @@ export function compilePolicy (opts: ResolvedOptions, dictionaries: DictionaryPo
       ...corsHeaders(opts),
     }
     const configured = route?.dictionary
-    const match = dictionaries.on ? dictionaryMatch(path, type, typeof configured === 'object' ? configured.match : configured, dictionaries.prefix) : undefined
+    // A file this small gains nothing from a delta (nor from compression: compress.minSize), and a
+    // sibling asked for by name (x.wasm.br) is not the module a browser would store.
+    const worthIt = dictionaries.on && size !== undefined && size >= opts.compress.minSize && originalName(path) === path
+    const match = worthIt ? dictionaryMatch(path, type, typeof configured === 'object' ? configured.match : configured, dictionaries.prefix) : undefined
     if (match !== undefined) {
       const id = typeof configured === 'object' ? `, id=${sfString(configured.id)}` : ''
       headers['use-as-dictionary'] = `match=${sfString(match)}${id}`

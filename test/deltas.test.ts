@@ -48,7 +48,7 @@ if (!supported) {
   })
 } else {
   t.test('modules announce a match pattern that the next release\'s name satisfies; HTML and routes set to false do not', async t => {
-    const root = makeSite(t, { [V2]: NEW, 'index.html': '<!doctype html>', 'app.js': 'export {}\n', 'keep/x.wasm': NEW, 'ided/y.wasm': NEW, 'set/z.wasm': NEW })
+    const root = makeSite(t, { [V2]: NEW, 'index.html': '<!doctype html>', 'app.js': 'export const x = 1\n'.repeat(100), 'keep/x.wasm': NEW, 'ided/y.wasm': NEW, 'set/z.wasm': NEW })
     const { url } = await startPlugin(t, {
       root,
       routes: [

@@ -4,32 +4,25 @@
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { brotliDecompressSync, gunzipSync } from 'node:zlib'
-import Fastify, { type FastifyInstance } from 'fastify'
-import wasmServe, { type WasmServePluginOptions } from '../src/plugin.js'
+import type { FastifyInstance } from 'fastify'
+import type { WasmServePluginOptions } from '../src/plugin.js'
 import { get } from './helpers/http.js'
+import { startPlugin } from './helpers/server.js'
+import { tempDir } from './helpers/site.js'
 
 type Log = Record<string, unknown> & { level: number, msg: string }
 
-/** The plugin in a Fastify app logging at debug level into `logs`. */
+/**
+ * The plugin logging at debug level, once its on-the-fly encodings are made: br and gzip only, so
+ * the counts below hold whether or not this Node has zstd.
+ */
 async function start (t: Test, options: WasmServePluginOptions): Promise<{ app: FastifyInstance, url: string, logs: Log[] }> {
-  const logs: Log[] = []
-  const stream = { write: (line: string) => { logs.push(JSON.parse(line) as Log) } }
-  const app = Fastify({ logger: { level: 'debug', stream } })
-  await app.register(wasmServe, { watch: false, ...options })
-  const url = await app.listen({ host: '127.0.0.1', port: 0 })
-  t.teardown(() => app.close())
+  const { app, url, logs } = await startPlugin(t, { precompressed: ['br', 'gzip'], ...options }, { logLevel: 'debug' })
   await app.wasmServe.compressionIdle()
-  return { app, url, logs }
-}
-
-function tempDir (t: Test, name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `wasm-serve-${name}-`))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  return dir
+  return { app, url, logs: logs as Log[] }
 }
 
 /** `count` scripts of 8 KB each, different bytes (base64 of random bytes: every coding shrinks them by about a quarter). */
