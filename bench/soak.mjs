@@ -383,6 +383,9 @@ async function stalledHttp1 (r, scope) {
   const normal = normalClient(scope, `${cli.url}/app.wasm`, WASM)
   await Promise.all(Array.from({ length: count }, () => stalledGet(scope, cli.port, '/big.bin')))
   const sentAt = now()
+  // Every stalled response holds its socket and its file before the wait for their release starts
+  // (the warm-up's keep-alive socket closing must not pass for it).
+  await within(() => fdCount(cli.pid) >= baseline + count, { ms: 10_000, every: 20 })
   const capMs = (sendTimeout + 30) * 1000
   const back = await within(() => fdCount(cli.pid) <= baseline, { ms: capMs, every: 50 })
   const backMs = back === undefined ? undefined : now() - sentAt

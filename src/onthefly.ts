@@ -15,6 +15,7 @@ import type { EncodingToken } from './encodings.js'
 import { etagOfFile, hashBufferAsync } from './etag.js'
 import { stampOf } from './file-identity.js'
 import type { Asset, Loaded, Logger } from './types.js'
+import { isTransient } from './transient.js'
 
 /** Above this size brotli runs at quality 9 instead of 11 (see codecs.ts); precompress big modules at build time. */
 const DENSE_ABOVE = 8 * 1024 * 1024
@@ -122,7 +123,9 @@ export class OnTheFly {
         await this.encodeAsset(asset)
       } catch (err) {
         if (this.closed) return
-        this.opts.log.warn({ err, path }, 'on-the-fly compression failed; the file is served as identity')
+        // Out of descriptors it fails for every file at once: the catalog already says so, every 10 s.
+        if (isTransient(err)) this.opts.log.debug({ err, path }, 'on-the-fly compression failed for now; the file is served as identity')
+        else this.opts.log.warn({ err, path }, 'on-the-fly compression failed; the file is served as identity')
       }
       // After the new encodings joined the catalog, so those it streams from disk are kept.
       await cache?.prune()

@@ -24,6 +24,9 @@ export async function createServer (input: ServerInput): Promise<FastifyInstance
   const app = (Fastify as unknown as (options: object) => FastifyInstance)({
     ...serverOptions(options.limits),
     ...tls,
+    // Registration indexes the whole root (hashing every file): a root of gigabytes takes longer than
+    // Fastify's 10 s default, and the server must start whatever the root's size.
+    pluginTimeout: 0,
     logger: { level: options.logLevel, ...(input.logStream !== undefined ? { stream: input.logStream } : {}) },
     // One line per request, written by the onResponse hook below, instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
