@@ -2,7 +2,9 @@
 // No build step, no dependencies. The outcome is also left on `window.wasmDemo` for the e2e tests.
 import { loadWasm, detectFeatures } from './loader.js'
 
-const MODULE_URL = 'sqlite3.wasm' // relative: works when the demo is mounted under a prefix
+// Named by the page (<meta name="wasm-module">), so a release can point it at a hashed file; relative,
+// so the demo works when mounted under a prefix.
+const MODULE_URL = document.querySelector('meta[name="wasm-module"]')?.content || 'sqlite3.wasm'
 const $ = (id) => document.getElementById(id)
 const demo = { state: 'loading', progress: [], maxPercent: 0 }
 window.wasmDemo = demo
@@ -12,6 +14,12 @@ function formatBytes (n) {
   if (n < 1024) return `${n} B`
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10 * 1024 ? 1 : 0)} KB`
   return `${(n / 1024 / 1024).toFixed(2)} MB`
+}
+
+/** How much smaller `part` is than `whole`, with enough decimals that a delta does not read "100 %". */
+function formatSaving (part, whole) {
+  const saved = (1 - part / whole) * 100
+  return `${saved > 99 ? saved.toFixed(2) : Math.round(saved)} %`
 }
 
 function formatMs (ms) {
@@ -107,7 +115,7 @@ function showDelivery (r) {
   $('encoding').append(encoding ?? 'unknown')
   setText('encoding-hint', encoding === 'identity'
     ? 'not compressed'
-    : encoded && r.decodedSize ? `${Math.round((1 - encoded / r.decodedSize) * 100)} % smaller than the module` : 'from Content-Encoding')
+    : encoded && r.decodedSize ? `${formatSaving(encoded, r.decodedSize)} smaller than the module` : 'from Content-Encoding')
 
   setText('wire', wire === undefined ? formatBytes(encoded) : formatBytes(wire))
   setText('wire-hint', wire === undefined
@@ -157,7 +165,8 @@ const HEADER_NOTES = {
   'x-decoded-content-length': 'the decoded size: lets the progress bar end at exactly 100 %',
   etag: 'content-derived: a revalidation gets a 304 and keeps the compiled code cache',
   'cache-control': 'no-cache = revalidate each visit; hashed names get a year + immutable',
-  vary: 'caches keep one copy per encoding',
+  vary: 'caches keep one copy per encoding (and per dictionary offered)',
+  'use-as-dictionary': 'the browser keeps this module and offers it (Available-Dictionary) when it fetches the next release: a delta instead of a download',
   'cross-origin-resource-policy': 'lets a cross-origin isolated page (COOP + COEP, --isolate) embed it',
 }
 
@@ -178,6 +187,96 @@ function showHeaders (response) {
     return tr
   })
   $('headers').replaceChildren(...rows)
+}
+
+// ---- delta updates (RFC 9842) -----------------------------------------------------------------------
+// A browser that kept an earlier release of the module (its response said Use-As-Dictionary) sends
+// that copy's SHA-256 in Available-Dictionary, and may get the new release compressed against it: dcz
+// (zstd) or dcb (brotli). The page never sees which dictionary a response names (the browser takes
+// the hash off the start of the body), so it remembers the module it loaded last, by name and
+// SHA-256: for a delta that is normally the dictionary the browser offered.
+const DELTA_CODINGS = new Set(['dcz', 'dcb'])
+const LAST_MODULE = 'wasm-serve-demo-module'
+
+/** fetch, also hashing the decoded body on a copy (the original goes to the streaming compiler). */
+function fetchAndHash (url, init) {
+  return fetch(url, init).then((response) => {
+    demo.hashing = response.ok && globalThis.crypto?.subtle
+      ? response.clone().arrayBuffer().then((bytes) => crypto.subtle.digest('SHA-256', bytes)).then(toBase64, () => undefined)
+      : Promise.resolve(undefined)
+    return response
+  })
+}
+
+function toBase64 (buffer) {
+  return btoa(String.fromCharCode(...new Uint8Array(buffer)))
+}
+
+function lastModule () {
+  try { return JSON.parse(localStorage.getItem(LAST_MODULE)) ?? undefined } catch { return undefined }
+}
+
+function rememberModule (entry) {
+  try { localStorage.setItem(LAST_MODULE, JSON.stringify(entry)) } catch {} // storage off: nothing to compare with next time
+}
+
+const fileName = (url) => new URL(url, location.href).pathname.split('/').pop()
+
+/**
+ * The version a dcz/dcb module was made from, as far as the page can know: on a download, the module
+ * it loaded last (unless that is this very module); from the cache, what this module arrived as.
+ */
+function deltaSource (fresh, sha256, previous) {
+  if (previous === undefined || sha256 === undefined) return undefined
+  if (fresh) return previous.sha256 !== sha256 ? previous : undefined
+  return previous.sha256 === sha256 ? previous.deltaFrom : undefined
+}
+
+/** What a dcz/dcb response saved, and the version it was made from; undefined for other encodings. */
+function describeDelta (r, sha256, previous) {
+  if (!DELTA_CODINGS.has(r.encoding)) return undefined
+  const decoded = r.total ?? r.decodedSize
+  const encoded = r.encodedSize || r.contentLength
+  // A cached copy of a delta still says dcz: it arrived as one on the visit that downloaded it.
+  const fresh = r.cache === 'network' || r.cache === undefined
+  const from = deltaSource(fresh, sha256, previous)
+  return {
+    coding: r.encoding,
+    fresh,
+    from: from?.name,
+    fromVersion: from?.version,
+    dictionary: from?.sha256,
+    encoded,
+    decoded,
+    saved: encoded === undefined ? undefined : decoded - encoded,
+  }
+}
+
+function showDelta (delta) {
+  $('delta').hidden = false
+  setText('delta-coding', delta.coding)
+  const version = delta.fromVersion ? ` (SQLite ${delta.fromVersion})` : ''
+  const from = delta.from ? `delta from ${delta.from}${version}` : 'delta from a version this browser kept earlier'
+  setText('delta-from', delta.fresh ? from : `from the HTTP cache: it arrived as a ${from}`)
+  setText('delta-saving', delta.encoded === undefined
+    ? `${formatBytes(delta.decoded)} module; the bytes on the wire are unknown here`
+    : `${formatBytes(delta.encoded)} instead of ${formatBytes(delta.decoded)}: ${formatBytes(delta.saved)} saved (${formatSaving(delta.encoded, delta.decoded)} smaller than the module)`)
+  setText('delta-dictionary', delta.dictionary
+    ? `Dictionary: the copy of ${delta.from} this browser kept (SHA-256 :${delta.dictionary}:, the hash a browser sends as Available-Dictionary to offer it).`
+    : '')
+}
+
+/** Shows a delta if the module came as one, and remembers this module for the next release's. */
+async function trackVersions (r) {
+  const sha256 = await demo.hashing
+  const previous = lastModule()
+  const delta = describeDelta(r, sha256, previous)
+  demo.sha256 = sha256
+  demo.result.delta = delta
+  if (delta !== undefined) showDelta(delta)
+  if (sha256 === undefined) return
+  const deltaFrom = delta?.from === undefined ? undefined : { name: delta.from, sha256: delta.dictionary, version: delta.fromVersion }
+  rememberModule({ name: fileName(r.url), sha256, version: demo.sql?.[0], deltaFrom })
 }
 
 function showEnvironment () {
@@ -240,7 +339,8 @@ async function main () {
   $('fresh').addEventListener('click', () => { location.href = `${location.pathname}?fresh` })
   const fresh = new URLSearchParams(location.search).has('fresh')
   try {
-    const r = await loadWasm(MODULE_URL, buildImports, { onProgress, init: fresh ? { cache: 'reload' } : undefined })
+    setText('module-name', fileName(MODULE_URL))
+    const r = await loadWasm(MODULE_URL, buildImports, { onProgress, fetch: fetchAndHash, init: fresh ? { cache: 'reload' } : undefined })
     demo.result = {
       encoding: r.encoding,
       decodedSize: r.decodedSize,
@@ -257,6 +357,7 @@ async function main () {
     $('state').className = 'state ready'
     showHeaders(r.response)
     showRun(r)
+    await trackVersions(r)
     demo.state = 'ready'
   } catch (err) {
     console.error(err)

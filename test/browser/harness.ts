@@ -1,6 +1,8 @@
 /** Real CLI + real Chromium for the end-to-end tests. */
+import { createHash, X509Certificate } from 'node:crypto'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { connect as tlsConnect } from 'node:tls'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { chromium, type BrowserContext } from 'playwright-core'
@@ -30,16 +32,16 @@ export async function startCli (t: Test, dir: string, flags: string[] = []): Pro
 /**
  * A headless Chromium on a fresh profile (its own HTTP cache), closed and removed when `t` ends. No
  * sandbox (the tests may run as root in a container), no GPU, no QUIC (the server speaks HTTP over
- * TCP), and no background traffic of Chromium's own.
+ * TCP), and no background traffic of Chromium's own; `extraArgs` are added to these.
  */
-export async function launch (t: Test): Promise<BrowserContext> {
+export async function launch (t: Test, extraArgs: string[] = []): Promise<BrowserContext> {
   const profile = mkdtempSync(join(tmpdir(), 'wasm-serve-chromium-'))
   t.teardown(() => rmSync(profile, { recursive: true, force: true }))
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
+      '--disable-component-update', '--disable-sync', ...extraArgs],
   })
   // Closed before the profile is removed: tap runs teardowns last in, first out.
   t.teardown(() => context.close())
@@ -58,4 +60,24 @@ export async function waitForEncoding (base: string, path: string, encoding: str
     got = String(res.headers['content-encoding'] ?? 'identity')
     return got === encoding
   }, { timeout, interval: 100, what: () => `${path} in ${encoding} (still served as ${got})` })
+}
+
+/**
+ * `--ignore-certificate-errors-spki-list=<hash>` for the certificate the HTTPS server at `url`
+ * presents: Chromium then treats that certificate as trusted, as a browser does once its user trusts
+ * a development certificate (mkcert, a certificate installed in the OS). `--ignore-certificate-errors`
+ * is different: the page still has a certificate error, and Chromium keeps some state only for pages
+ * without one (compression dictionaries, for one).
+ */
+export async function trustCertificateOf (url: string): Promise<string> {
+  const { hostname, port } = new URL(url)
+  const der = await new Promise<Buffer>((resolve, reject) => {
+    const socket = tlsConnect({ host: hostname, port: Number(port), servername: 'localhost', rejectUnauthorized: false }, () => {
+      resolve(socket.getPeerCertificate().raw)
+      socket.end()
+    })
+    socket.on('error', reject)
+  })
+  const spki = new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' })
+  return `--ignore-certificate-errors-spki-list=${createHash('sha256').update(spki).digest('base64')}`
 }
