@@ -1,12 +1,13 @@
 /**
  * The served root as the filesystem shows it: the walk at start-up, and the stat behind every later
- * look-up, with the two rules that decide what may be served at all (D14 in docs/delivery.md):
- * dotfiles stay hidden unless allowed, and a symlink is followed only while the whole resolved path
- * stays inside the root.
+ * look-up, with the rules that decide what may be served at all (D14 in docs/delivery.md):
+ * dotfiles stay hidden unless allowed, build-time deltas are never files of their own, and a symlink
+ * is followed only while the whole resolved path stays inside the root.
  */
 import type { Stats } from 'node:fs'
 import { readdir, realpath, stat } from 'node:fs/promises'
 import { join, sep } from 'node:path'
+import { isBuiltDelta } from './delta-files.js'
 import { isHiddenPath } from './resolve.js'
 
 export interface FileFacts { rel: string, abs: string, stats: Stats }
@@ -31,8 +32,13 @@ export class RootDir {
   /** Absolute path of a directory given relative to the root. */
   abs (dir: string): string { return join(this.real, ...dir.split('/').filter(Boolean)) }
 
+  /**
+   * Not served, not indexed, not watched. A build-time delta (`app.wasm.<id>.dcz`) is a body only for
+   * a request naming its dictionary (deltas.ts): served as a file, its bytes would be taken for a
+   * module of their own.
+   */
   hidden (rel: string): boolean {
-    return this.opts.dotfiles === 'deny' && isHiddenPath(rel.split('/'))
+    return (this.opts.dotfiles === 'deny' && isHiddenPath(rel.split('/'))) || isBuiltDelta(rel)
   }
 
   /**

@@ -4,11 +4,13 @@
  * Checked with real releases of sqlite3.wasm: every delta is decoded with the old bytes by node:zlib
  * (not by the server's code) and compared byte for byte with the new module.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import * as zlib from 'node:zlib'
+import { runCompress } from '../src/compress/index.js'
 import { dictionarySupport } from '../src/dictionary.js'
 import { get, type Got } from './helpers/http.js'
 import { until } from './helpers/poll.js'
@@ -148,5 +150,60 @@ if (!supported) {
       if (res.headers['content-encoding'] !== 'br') break
     }
     t.ok(readFileSync(join(old, V1)).length < OLD.length)
+  })
+
+  /** `wasm-serve compress <root> --dictionary-from <old>` (gzip siblings only: quick), failing the test on a non-zero exit. */
+  const compressAgainst = async (t: Test, root: string, old: string) => {
+    let err = ''
+    const sink = (add: (s: string) => void) => new Writable({ write (chunk, _enc, cb) { add(String(chunk)); cb() } })
+    t.equal(await runCompress([root, '--dictionary-from', old, '--encodings', 'gzip'], { stdout: sink(() => {}), stderr: sink(s => { err += s }) }), 0, err)
+  }
+  const builtName = (coding: string) => `${V2}.${sha(OLD).subarray(0, 8).toString('hex')}.${coding}`
+
+  t.test('a build-time delta answers the first request naming its dictionary, held by the server or not; never at its own URL', async t => {
+    const root = makeSite(t, { [V2]: NEW })
+    const old = tempDir(t, 'release-1')
+    const { writeFiles } = await import('./helpers/site.js')
+    writeFiles(old, { [V1]: OLD })
+    await compressAgainst(t, root, old)
+    for (const coding of (['dcz', 'dcb'] as const).filter(c => dictionarySupport[c])) {
+      const file = readFileSync(join(root, builtName(coding)))
+      for (const dictionaries of [[], [old]]) {
+        const { url, app } = await startPlugin(t, { root, dictionaries, compress: { onTheFly: false } })
+        const res = await get(`${url}/${V2}`, { 'accept-encoding': `${coding}, br, gzip`, 'available-dictionary': available(OLD) })
+        const held = dictionaries.length > 0 ? 'held' : 'not held'
+        t.equal(res.headers['content-encoding'], coding, `${coding}, dictionary ${held}: the first request gets the delta`)
+        t.same(res.body, file, 'the file compress wrote, byte for byte (not one made on the fly)')
+        t.same(decodeDelta(res.body, coding, OLD), NEW, 'decoded with the old module: the new one')
+        t.equal(res.headers['x-decoded-content-length'], String(NEW.length))
+        t.equal(res.headers.etag, etagOf(file))
+        t.match(res.headers.vary, /Available-Dictionary/)
+        t.equal((await get(`${url}/${builtName(coding)}`)).status, 404, 'the delta file is not served at its own URL')
+        await app.close()
+      }
+    }
+    const { url } = await startPlugin(t, { root, dotfiles: 'allow' })
+    t.equal((await get(`${url}/${builtName('dcz')}`)).status, 404, 'nor with dotfiles allowed')
+  })
+
+  t.test('a stale build-time delta (older than its module) is never served: the delta is made from the module', async t => {
+    const root = makeSite(t, { [V2]: NEW })
+    const old = tempDir(t, 'release-1')
+    const { writeFiles } = await import('./helpers/site.js')
+    writeFiles(old, { [V1]: OLD })
+    await compressAgainst(t, root, old)
+    const changed = Buffer.from(NEW)
+    changed.write('rebuilt after the deltas were written', 300_000, 'latin1')
+    writeFileSync(join(root, V2), changed)
+    const later = new Date(Date.now() + 10_000)
+    utimesSync(join(root, V2), later, later)
+    const { url } = await startPlugin(t, { root, dictionaries: [old], compress: { onTheFly: false } })
+    const coding = dictionarySupport.dcz ? 'dcz' : 'dcb'
+    const headers = { 'accept-encoding': `${coding}, br`, 'available-dictionary': available(OLD) }
+    const first = await get(`${url}/${V2}`, headers)
+    t.not(first.headers['content-encoding'], coding, 'the first request: no delta yet, the stale file is not one')
+    const delta = await until(async () => { const res = await get(`${url}/${V2}`, headers); return res.headers['content-encoding'] === coding && res }, { what: 'a delta made on the fly', timeout: 30_000 })
+    t.same(decodeDelta(delta.body, coding, OLD), changed, 'the delta of the module as it is now')
+    t.notSame(delta.body, readFileSync(join(root, builtName(coding))), 'not the stale file')
   })
 }

@@ -10,6 +10,8 @@ export interface CompressOptions {
   minSize: number
   dryRun: boolean
   force: boolean
+  /** Directories of earlier releases whose modules are dictionaries for deltas (RFC 9842). */
+  dictionaryFrom: string[]
 }
 
 type ParsedArgs =
@@ -25,14 +27,29 @@ compressible file in <dir>, in parallel on all cores. Up-to-date siblings are ke
 would not be smaller than its file is not written.
 
 Options:
-  --encodings LIST   comma-separated, from br,zstd,gzip (default: br,zstd,gzip)
-  --min-size SIZE    skip smaller files: 512, 1KB, 1.5MiB (KB = KiB = 1024; default: 1KiB)
-  --dry-run          list what would be written, write nothing
-  --force            rewrite siblings even when up to date
-  -h, --help         show this help
+  --encodings LIST        comma-separated, from br,zstd,gzip (default: br,zstd,gzip)
+  --min-size SIZE         skip smaller files: 512, 1KB, 1.5MiB (KB = KiB = 1024; default: 1KiB)
+  --dictionary-from DIR   an earlier release (repeatable): write deltas of the modules against it
+  --dry-run               list what would be written, write nothing
+  --force                 rewrite siblings and deltas even when up to date
+  -h, --help              show this help
+
+Deltas (RFC 9842, Compression Dictionary Transport; Node 24): a browser that holds a module of an
+earlier release downloads only what changed. For each .wasm/.js module of <dir>, a file of a
+--dictionary-from DIR is a dictionary when wasm-serve would announce it for the module's URL
+(Use-As-Dictionary: its name with the content hash as *, e.g. /assets/app.*.wasm, else its own
+path). Against each, next to the module:
+  <module>.<id>.dcz   zstd level 19 with the dictionary
+  <module>.<id>.dcb   brotli quality 11 with the dictionary
+where <id> is the first 16 hex digits of the dictionary's SHA-256, e.g.
+assets/app.5e6f7a8b.wasm.1a2b3c4d5e6f7a8b.dcz. A delta is written only when smaller than the
+module's best sibling (or the module) and within RFC 9842's window limits; up-to-date ones are kept.
+wasm-serve answers a request naming that dictionary (Available-Dictionary) with the file, whether or
+not it holds the dictionary itself, and never serves the file at its own URL.
 
 Exit codes: 0 done; 2 a usage error, nothing written; 1 a file or directory could not be read or
-written; 130 interrupted (siblings already written are complete).
+written, or deltas were asked for on a Node that cannot make them; 130 interrupted (siblings already
+written are complete).
 `
 
 const KNOWN = ENCODINGS.map(e => e.token) as readonly string[]
@@ -65,6 +82,7 @@ export function parseCompressArgs (argv: string[]): ParsedArgs {
         'min-size': { type: 'string', default: '1KiB' },
         'dry-run': { type: 'boolean', default: false },
         force: { type: 'boolean', default: false },
+        'dictionary-from': { type: 'string', multiple: true, default: [] },
         help: { type: 'boolean', short: 'h', default: false },
       },
     })
@@ -83,6 +101,6 @@ export function parseCompressArgs (argv: string[]): ParsedArgs {
   if (typeof minSize !== 'number') return minSize
   return {
     kind: 'run',
-    options: { dir: positionals[0], encodings, minSize, dryRun: values['dry-run'], force: values.force },
+    options: { dir: positionals[0], encodings, minSize, dryRun: values['dry-run'], force: values.force, dictionaryFrom: values['dictionary-from'] },
   }
 }

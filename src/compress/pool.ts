@@ -1,6 +1,6 @@
 /** A fixed pool of worker threads running encode jobs first come, first served. */
 import { Worker } from 'node:worker_threads'
-import type { WorkerJob, WorkerReply } from './types.js'
+import type { Job, WorkerJob, WorkerReply } from './types.js'
 
 type Reply = Extract<WorkerReply, { ok: true }>
 
@@ -35,7 +35,7 @@ export class WorkerPool {
     for (let i = 0; i < size; i++) this.#slots.push(this.#spawn(url))
   }
 
-  run (job: Omit<WorkerJob, 'id'>): Promise<Reply> {
+  run (job: Job): Promise<Reply> {
     if (this.#closed) return Promise.reject(new Error('worker pool closed'))
     return new Promise((resolve, reject) => {
       this.#queue.push({ job: { ...job, id: this.#nextId++ }, resolve, reject })

@@ -1,7 +1,8 @@
 /** Output of `wasm-serve compress`: a progress bar on a TTY, one line per file otherwise, then a table. */
 import cliProgress from 'cli-progress'
+import type { DictionaryCoding } from '../dictionary.js'
 import { ENCODINGS, type EncodingToken } from '../encodings.js'
-import type { Cell, Row, Task } from './types.js'
+import type { Cell, DeltaRow, DeltaState, Row } from './types.js'
 
 export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean }
@@ -28,8 +29,9 @@ export function describeError (err: unknown): string {
 
 const num = (n: number): string => n.toLocaleString('en-US')
 
-function cellText (cell: Cell | undefined): string {
+function cellText (cell: Cell | { state: DeltaState, size?: number } | undefined): string {
   switch (cell?.state) {
+    case 'limit': return 'limit'
     case 'written': return num(cell.size ?? 0)
     case 'current': return `${num(cell.size ?? 0)}*`
     case 'larger': return 'larger'
@@ -45,7 +47,8 @@ function served (row: Row, token: EncodingToken | undefined): number {
   return cell?.size !== undefined && cell.state !== 'larger' ? Math.min(cell.size, row.file.size) : row.file.size
 }
 
-function best (row: Row): number {
+/** What a client without a dictionary downloads at best: the smallest sibling, or the file. */
+export function best (row: Row): number {
   return Math.min(...ENCODINGS.map(e => served(row, e.token)))
 }
 
@@ -68,12 +71,40 @@ export function formatTable (rows: Row[]): string {
   const body = rows.map(r => [
     r.file.display, num(r.file.size), ...ENCODINGS.map(e => cellText(r.cells[e.token])), saving(r.file.size, best(r)),
   ])
-  const lines = [header, ...body, totalsLine(rows)]
+  return layout({ header, body, totals: totalsLine(rows), legend: '* already up to date, kept · larger: not written, it would not be smaller than the file' })
+}
+
+interface Table { header: string[], body: string[][], totals?: string[], legend: string, /** Columns aligned left (names): default 1. */ left?: number }
+
+/** Columns padded to their widest cell, names left and numbers right, rules around the body, the totals and a legend. */
+function layout (table: Table): string {
+  const { header, body, totals, legend, left = 1 } = table
+  const lines = [header, ...body, ...(totals === undefined ? [] : [totals])]
   const widths = header.map((_, i) => Math.max(...lines.map(l => l[i].length)))
-  const fmt = (l: string[]): string => l.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join('  ').trimEnd()
+  const fmt = (l: string[]): string => l.map((c, i) => i < left ? c.padEnd(widths[i]) : c.padStart(widths[i])).join('  ').trimEnd()
   const rule = widths.map(w => '-'.repeat(w)).join('  ')
-  return [fmt(header), rule, ...body.map(fmt), rule, fmt(lines[lines.length - 1]),
-    '* already up to date, kept · larger: not written, it would not be smaller than the file', ''].join('\n')
+  return [fmt(header), rule, ...body.map(fmt), ...(totals === undefined ? [] : [rule, fmt(totals)]), legend, ''].join('\n')
+}
+
+/** Bytes of the smallest delta written or kept, if any. */
+function smallestDelta (delta: DeltaRow): number | undefined {
+  const sizes = Object.values(delta.cells).flatMap(c => (c.state === 'written' || c.state === 'current') && c.size !== undefined ? [c.size] : [])
+  return sizes.length === 0 ? undefined : Math.min(...sizes)
+}
+
+/**
+ * The deltas: module, dictionary, the id naming the files, one column per coding, the module's best
+ * ordinary download and what a browser holding the dictionary saves on it.
+ */
+export function formatDeltaTable (deltas: DeltaRow[], codings: readonly DictionaryCoding[]): string {
+  const header = ['module', 'dictionary', 'id', ...codings, 'best ordinary', 'saving']
+  const body = deltas.map(d => {
+    const ordinary = best(d.row)
+    return [d.row.file.display, d.dictionary.display, d.dictionary.id, ...codings.map(c => cellText(d.cells[c])), num(ordinary), saving(ordinary, smallestDelta(d) ?? ordinary)]
+  })
+  const legend = 'written as <module>.<id>.dcz|dcb, id: the first 16 hex digits of the dictionary\'s SHA-256 · * up to date, kept\n' +
+    'larger: not written, not smaller than the best ordinary encoding · limit: not written, beyond RFC 9842\'s window limits'
+  return layout({ header, body, legend, left: 3 })
 }
 
 /** One line for a finished file, for logs and pipes. */
@@ -84,12 +115,12 @@ export function fileLine (row: Row): string {
 }
 
 export interface Progress {
-  taskDone: (task: Task) => void
+  taskDone: (task: { row: Row }) => void
   stop: () => void
 }
 
-/** A cli-progress bar when stdout is a terminal, else one line per file as each one finishes. */
-export function startProgress (io: Io, tasks: Task[]): Progress {
+/** A cli-progress bar when stdout is a terminal, else one line per file as each one finishes (its siblings and deltas). */
+export function startProgress (io: Io, tasks: ReadonlyArray<{ row: Row }>): Progress {
   const pending = new Map<Row, number>()
   for (const t of tasks) pending.set(t.row, (pending.get(t.row) ?? 0) + 1)
   const bar = io.stdout.isTTY === true ? makeBar(io, tasks.length) : undefined

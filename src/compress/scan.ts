@@ -4,6 +4,7 @@ import { lstat, readdir, realpath, stat, unlink } from 'node:fs/promises'
 import { basename, join, sep } from 'node:path'
 import { decodesToSize, isCompressible, recordedDecodedSize } from '../codecs.js'
 import { parseTempName } from '../atomic-write.js'
+import { isBuiltDelta } from '../delta-files.js'
 import { encodingOf, encodingOfSuffix, type EncodingToken } from '../encodings.js'
 import type { FileEntry, Problem, Row, Task } from './types.js'
 import { describeError } from './report.js'
@@ -63,17 +64,17 @@ function processAlive (pid: number): boolean {
  */
 async function removeLeftoverTemp (path: string): Promise<boolean> {
   const temp = parseTempName(basename(path))
-  if (temp === undefined || encodingOfSuffix(temp.target) === undefined || processAlive(temp.pid)) return false
+  if (temp === undefined || (encodingOfSuffix(temp.target) === undefined && !isBuiltDelta(temp.target)) || processAlive(temp.pid)) return false
   return unlink(path).then(() => true, () => false)
 }
 
-interface WalkOptions { root: string, display: string, minSize: number, out: ScanResult }
+interface WalkOptions { root: string, display: string, minSize: number, out: ScanResult, readOnly: boolean }
 
 async function walk (dir: string, rel: string, opts: WalkOptions): Promise<void> {
   const entries = await readdir(dir, { withFileTypes: true })
   for (const entry of entries) {
     if (entry.name.startsWith('.')) {
-      if (entry.isFile() && await removeLeftoverTemp(join(dir, entry.name))) {
+      if (!opts.readOnly && entry.isFile() && await removeLeftoverTemp(join(dir, entry.name))) {
         opts.out.notes.push(`removed ${join(opts.display, rel, entry.name)}, left by an interrupted run`)
       }
       continue
@@ -92,9 +93,11 @@ async function walk (dir: string, rel: string, opts: WalkOptions): Promise<void>
   }
 }
 
-export async function scanRoot (root: string, display: string, minSize: number): Promise<ScanResult> {
+/** The files to compress under `root`; `readOnly` for an earlier release, where nothing is removed. */
+export async function scanRoot (root: string, display: string, opts: { minSize: number, readOnly?: boolean }): Promise<ScanResult> {
+  const { minSize, readOnly = false } = opts
   const out: ScanResult = { files: [], notes: [] }
-  await walk(root, '', { root, display, minSize, out })
+  await walk(root, '', { root, display, minSize, out, readOnly })
   out.files.sort((a, b) => a.rel < b.rel ? -1 : 1)
   return out
 }
@@ -109,7 +112,7 @@ async function decodedSizeMatches (sibling: string, st: Stats, file: FileEntry, 
 }
 
 /** Sibling mtimes are set to the original's (see runTask in index.ts); utimes keeps microseconds, so allow 1 ms. */
-const MTIME_TOLERANCE_MS = 1
+export const MTIME_TOLERANCE_MS = 1
 
 interface PlanInput { file: FileEntry, token: EncodingToken, force: boolean }
 

@@ -1,10 +1,13 @@
 /**
- * Worker thread of `wasm-serve compress`: reads one file, encodes it at 'max' level, checks the result
- * against the browser limits and hands the bytes back (transferred, not copied). Writing stays in the
- * main thread so that it alone knows which temp files exist and can remove them on interrupt.
+ * Worker thread of `wasm-serve compress`: reads one file, encodes it at 'max' level (or as a delta
+ * against a file of an earlier release), checks the result against the browser limits and hands the
+ * bytes back (transferred, not copied). Writing stays in the main thread so that it alone knows which
+ * temp files exist and can remove them on interrupt.
  */
+import { createHash } from 'node:crypto'
 import { open, stat } from 'node:fs/promises'
 import { parentPort } from 'node:worker_threads'
+import { encodeDelta } from '../dictionary.js'
 import { encodingOf } from '../encodings.js'
 import { sameFile, stampOf } from '../file-identity.js'
 import type { WorkerJob, WorkerReply } from './types.js'
@@ -37,6 +40,7 @@ function ownBytes (buf: Buffer): Uint8Array {
 }
 
 async function handle (job: WorkerJob): Promise<WorkerReply> {
+  if ('dictionary' in job) return handleDelta(job)
   const started = performance.now()
   const { data, size, mtimeMs } = await readStable(job.path)
   const encoding = encodingOf(job.token)
@@ -45,6 +49,17 @@ async function handle (job: WorkerJob): Promise<WorkerReply> {
   const refusal = encoding.refusal?.(encoded)
   if (refusal !== undefined) throw new Error(refusal)
   return { id: job.id, ok: true, data: ownBytes(encoded), size, mtimeMs, ms: performance.now() - started }
+}
+
+/** The delta of a module against a dictionary that must still be the file the plan hashed (its name is in the delta's name). */
+async function handleDelta (job: Extract<WorkerJob, { dictionary: string }>): Promise<WorkerReply> {
+  const started = performance.now()
+  const [{ data, size, mtimeMs }, dictionary] = await Promise.all([readStable(job.path), readStable(job.dictionary)])
+  const dictionaryHash = createHash('sha256').update(dictionary.data).digest()
+  if (dictionaryHash.toString('hex') !== job.sha256) throw new Error(`${job.dictionary} changed since it was hashed; run again`)
+  const delta = await encodeDelta({ target: data, dictionary: dictionary.data, dictionaryHash, coding: job.coding, level: 'max' })
+  const reply = { id: job.id, ok: true, size, mtimeMs, ms: performance.now() - started } as const
+  return delta === undefined ? { ...reply, data: new Uint8Array(0), beyondLimits: true } : { ...reply, data: ownBytes(delta) }
 }
 
 parentPort?.on('message', (job: WorkerJob) => {
