@@ -68,9 +68,11 @@ export function compilePolicy (opts: ResolvedOptions, dictionaries: DictionaryPo
       ...corsHeaders(opts),
     }
     const configured = route?.dictionary
-    // A file this small gains nothing from a delta (nor from compression: compress.minSize), and a
-    // sibling asked for by name (x.wasm.br) is not the module a browser would store.
-    const worthIt = dictionaries.on && size !== undefined && size >= opts.compress.minSize && originalName(path) === path
+    // A file this small gains nothing from a delta (nor from compression: compress.minSize), a
+    // sibling asked for by name (x.wasm.br) is not the module a browser would store, and a browser
+    // keeps a dictionary only while its response is fresh: Chromium refuses one from a no-cache
+    // response (WriteErrorExpiredResponse), so plain names, revalidated every time, announce none.
+    const worthIt = dictionaries.on && size !== undefined && size >= opts.compress.minSize && originalName(path) === path && staysFresh(headers['cache-control']!)
     const match = worthIt ? dictionaryMatch(path, type, typeof configured === 'object' ? configured.match : configured, dictionaries.prefix) : undefined
     if (match !== undefined) {
       const id = typeof configured === 'object' ? `, id=${sfString(configured.id)}` : ''
@@ -82,6 +84,12 @@ export function compilePolicy (opts: ResolvedOptions, dictionaries: DictionaryPo
     if (links.length > 0) headers.link = links.join(', ')
     return { headers, links }
   }
+}
+
+/** Whether a response with this Cache-Control is fresh for a while (RFC 9111 §4.2): max-age above 0, not no-cache or no-store. */
+function staysFresh (cacheControl: string): boolean {
+  const maxAge = /(?:^|,)\s*max-age\s*=\s*"?(\d+)/i.exec(cacheControl)
+  return maxAge !== null && Number(maxAge[1]) > 0 && !/(?:^|,)\s*(no-cache|no-store)\b/i.test(cacheControl)
 }
 
 /** An sf-string (RFC 8941 §3.3.3): quoted, backslash and double quote escaped. */

@@ -50,20 +50,22 @@ if (!supported) {
   })
 } else {
   t.test('modules announce a match pattern that the next release\'s name satisfies; HTML and routes set to false do not', async t => {
-    const root = makeSite(t, { [V2]: NEW, 'index.html': '<!doctype html>', 'app.js': 'export const x = 1\n'.repeat(100), 'keep/x.wasm': NEW, 'ided/y.wasm': NEW, 'set/z.wasm': NEW })
+    const root = makeSite(t, { [V2]: NEW, 'index.html': '<!doctype html>', 'app.js': 'export const x = 1\n'.repeat(100), 'keep/x.wasm': NEW, 'ided/y.wasm': NEW, 'set/z.wasm': NEW, 'cached/w.wasm': NEW })
     const { url } = await startPlugin(t, {
       root,
       routes: [
-        { match: 'keep/**', dictionary: false },
-        { match: 'ided/**', dictionary: { id: 'engine-v1' } },
-        { match: 'set/**', dictionary: '/set/*.wasm' },
+        { match: 'keep/**', cacheControl: 'public, max-age=3600', dictionary: false },
+        { match: 'ided/**', cacheControl: 'public, max-age=3600', dictionary: { id: 'engine-v1' } },
+        { match: 'set/**', cacheControl: 'public, max-age=3600', dictionary: '/set/*.wasm' },
+        { match: 'cached/**', cacheControl: 'public, max-age=600' },
       ],
     })
     const wasm = await get(`${url}/${V2}`)
     t.equal(wasm.headers['use-as-dictionary'], 'match="/assets/sqlite3.*.wasm"')
     t.match(wasm.headers.vary, /Available-Dictionary/)
     t.match(wasm.headers['cache-control'], /max-age/, 'and stays cacheable')
-    t.equal((await get(`${url}/app.js`)).headers['use-as-dictionary'], 'match="/app.js"', 'a plain name matches itself (the next release at the same URL)')
+    t.equal((await get(`${url}/app.js`)).headers['use-as-dictionary'], undefined, 'a plain name is revalidated every time (no-cache): browsers keep no dictionary from it')
+    t.equal((await get(`${url}/cached/w.wasm`)).headers['use-as-dictionary'], 'match="/cached/w.wasm"', 'unless a route keeps it fresh: then it matches itself (the next release at the same URL)')
     t.equal((await get(`${url}/index.html`)).headers['use-as-dictionary'], undefined, 'never a document')
     t.equal((await get(`${url}/keep/x.wasm`)).headers['use-as-dictionary'], undefined, 'dictionary: false')
     t.equal((await get(`${url}/ided/y.wasm`)).headers['use-as-dictionary'], 'match="/ided/y.wasm", id="engine-v1"', 'an id, as an sf-string')

@@ -7,7 +7,6 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib'
-import { anyDictionarySupport } from '../../src/dictionary.js'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 export const SQLITE_WASM_PATH = join(ROOT, 'node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm')
@@ -15,8 +14,6 @@ export const WEBP_WASM_PATH = join(ROOT, 'node_modules/playwright-core/lib/webp_
 
 /** sqlite3.wasm, ~850 KB: a real Emscripten module. */
 export const SQLITE = readFileSync(SQLITE_WASM_PATH)
-/** Vary on a module's responses (1 KB and up): Available-Dictionary too where this Node makes deltas (D18). */
-export const MODULE_VARY = anyDictionarySupport ? 'Accept-Encoding, Available-Dictionary' : 'Accept-Encoding'
 /** webp_codec.wasm, ~565 KB: a second real module, of another length. */
 export const WEBP = readFileSync(WEBP_WASM_PATH)
 /** The smallest useful module: (module (func (export "f"))), 31 bytes; any encoding makes it larger. */
