@@ -48,8 +48,8 @@ wasm-serve answers a request naming that dictionary (Available-Dictionary) with 
 not it holds the dictionary itself, and never serves the file at its own URL.
 
 Exit codes: 0 done; 2 a usage error, nothing written; 1 a file or directory could not be read or
-written, or deltas were asked for on a Node that cannot make them; 130 interrupted (siblings already
-written are complete).
+written; 130 interrupted (siblings already written are complete). --dictionary-from on a Node that
+cannot make deltas: 1, after one line saying so (the siblings are still written).
 `
 
 const KNOWN = ENCODINGS.map(e => e.token) as readonly string[]
