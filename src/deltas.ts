@@ -75,7 +75,7 @@ export class Deltas {
    * Hashes the modules of the `dictionaries` directories, and waits for the build-time deltas found
    * while the catalog loaded: once it resolves, the first request naming their dictionary gets one.
    */
-  async indexReleases (): Promise<void> {
+  async ready (): Promise<void> {
     for (const dir of this.opts.dirs) await this.indexRelease(dir)
     while (this.scanning.size > 0) await Promise.all(this.scanning)
   }

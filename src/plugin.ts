@@ -88,7 +88,7 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
   const deltas = Deltas.supported ? new Deltas({ catalog, dirs: opts.dictionaries.map(d => resolvePathOnDisk(d)), prefix, policy, maxBytes: Math.min(64 * 1024 * 1024, opts.memoryBudget / 4), log: fastify.log }) : undefined
   const compression = onTheFly ? new OnTheFly(catalog, { tokens, minSize, cacheDir, cacheMaxSize: opts.compress.cacheMaxSize, log: fastify.log }) : undefined
   await catalog.load()
-  await deltas?.indexReleases()
+  await deltas?.ready()
   if (deltas === undefined) sayNoDeltas(opts, fastify.log)
   warnMissingPreloads(opts, catalog, prefix, fastify.log)
   warnImmutablePages(opts, catalog.assets(), fastify.log)
