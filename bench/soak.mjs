@@ -12,7 +12,7 @@
  * are killed and its temporary directories removed whichever way it ends.
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
+import { createCipheriv, createHash, randomBytes } from 'node:crypto'
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs'
 import { mkdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
@@ -581,8 +581,9 @@ async function writerThread ({ paths, ms }) {
   for (let i = 0; now() < end; i++) {
     const method = METHODS[i % METHODS.length]
     if (method !== 'cp -p' && method !== 'touch -r') size = MiB + Math.floor(Math.random() * 2 * MiB)
-    const bytes = randomBytes(size)
-    parentPort.postMessage({ sha: sha256(bytes).toString('hex') })
+    const key = randomBytes(16)
+    const bytes = versionBytes(key, size)
+    parentPort.postMessage({ sha: sha256(bytes).toString('hex'), key: key.toString('hex'), size, inPlace: method !== 'atomic rename' })
     await writeVersion(paths, method, bytes)
     bump(byMethod, method)
     await sleep(10 + Math.random() * 50)
@@ -590,31 +591,46 @@ async function writerThread ({ paths, ms }) {
   parentPort.postMessage({ byMethod: [...byMethod] })
 }
 
+/**
+ * A version's bytes, from its key: random-looking, and any prefix can be made again later to tell a
+ * file caught mid-write (an in-place write truncates, then writes) from a torn body.
+ */
+function versionBytes (key, size) {
+  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(size))
+}
+
 /** Starts the writer thread; `done` resolves with the versions written by method, `versions` holds every hash. */
 function startWriter (scope, paths, ms) {
   const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { role: 'writer', paths, ms } })
   scope.defer(() => worker.terminate())
   const versions = new Set()
+  const inPlace = []
   const done = new Promise((resolve, reject) => {
-    worker.on('message', m => { if (m.sha !== undefined) versions.add(m.sha); else resolve(new Map(m.byMethod)) })
+    worker.on('message', m => {
+      if (m.sha === undefined) return resolve(new Map(m.byMethod))
+      versions.add(m.sha)
+      if (m.inPlace) inPlace.push({ key: Buffer.from(m.key, 'hex'), size: m.size })
+    })
     worker.on('error', reject)
     worker.on('exit', code => reject(new Error(`the writer thread exited (${code}) before it finished`)))
   })
-  return { versions, done }
+  return { versions, inPlace, done }
 }
 
 /**
  * Asks for the module until `end`. A whole 200 must carry its own ETag and length, and its hash is
  * kept to be found among the versions written once the writer has said them all.
  */
-async function churnReader (url, end, tally) {
+async function churnReader (url, end, tally, versions) {
   while (now() < end) {
     const res = await get(url, { timeoutMs: 15_000 })
     tally.requests++
     if (res.status === undefined) bump(tally.refused, res.error)
     else if (res.status === 200 && !res.complete) tally.cut++
     else if (res.status === 200) {
-      tally.bodies.push({ sha: sha256(res.body).toString('hex'), what: `${res.body.length} bytes` })
+      const sha = sha256(res.body).toString('hex')
+      // Every version is announced before it reaches the disk: a body not among them now never will be.
+      tally.bodies.push({ sha, what: `${res.body.length} bytes`, ...(versions.has(sha) ? {} : { body: res.body }) })
       if (res.headers.etag !== etagOf(res.body)) tally.wrongEtags++
       if (res.headers['content-length'] !== String(res.body.length)) tally.wrongLengths++
     } else if (res.status === 503 && res.headers['retry-after'] !== undefined) tally.unavailable++
@@ -636,14 +652,20 @@ async function churn (r, scope, cfg) {
   const end = now() + ms
   const [byMethod] = await Promise.all([
     writer.done,
-    ...[0, 1, 2, 3].map(() => churnReader(`${inMemory.url}/mod.wasm`, end, tallies[0])),
-    ...[0, 1, 2, 3].map(() => churnReader(`${streamed.url}/mod.wasm`, end, tallies[1])),
+    ...[0, 1, 2, 3].map(() => churnReader(`${inMemory.url}/mod.wasm`, end, tallies[0], writer.versions)),
+    ...[0, 1, 2, 3].map(() => churnReader(`${streamed.url}/mod.wasm`, end, tallies[1], writer.versions)),
   ])
   writer.versions.add(sha256(first).toString('hex'))
   r.info(`versions written in ${ms / 1000} s (1–3 MB, every 10–60 ms)`, `${sum(byMethod)}${listOf(byMethod)}`)
   for (const [label, tally] of [['held in memory', tallies[0]], ['streamed (--memory-budget 0)', tallies[1]]]) {
-    const wrong = tally.bodies.filter(body => !writer.versions.has(body.sha))
+    // A prefix of a version written in place is the file as it was on disk mid-write, served with its
+    // own length and ETag (D16 allows it; any server reading the file then would send it too); any
+    // other body is torn: bytes of no single version.
+    const unknown = tally.bodies.filter(body => !writer.versions.has(body.sha))
+    const partial = unknown.filter(({ body }) => writer.inPlace.some(v => body.length < v.size && versionBytes(v.key, body.length).equals(body)))
+    const wrong = unknown.filter(body => !partial.includes(body))
     r.info(`${label}: whole 200s checked (4 readers)`, tally.bodies.length)
+    r.info(`${label}: a file caught mid-write in place (a prefix of one version)`, partial.length)
     r.zero(`${label}: wrong bodies (not a version written)`, wrong.length, listOf(wrong.reduce((map, body) => bump(map, body.what), new Map())))
     r.zero(`${label}: ETag not the body's hash`, tally.wrongEtags)
     r.zero(`${label}: Content-Length not the body's length`, tally.wrongLengths)

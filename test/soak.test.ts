@@ -20,6 +20,7 @@ function soak (scenarios: string[]): Promise<{ code: number | null, output: stri
   // Without tap's loaders in NODE_OPTIONS: the soak and the CLIs it starts are plain node.
   const env = cleanEnv()
   delete env.NODE_OPTIONS
+  delete env.NODE_V8_COVERAGE // a benchmark script, not part of the product: left out of the coverage figures
   const child = spawn(process.execPath, [SOAK, '--quick', '--only', scenarios.join(',')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.setEncoding('utf8').on('data', (s: string) => { output += s })
