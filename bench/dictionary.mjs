@@ -82,6 +82,10 @@ const DOWN_MBIT = Number(args.down)
 const LATENCY_MS = Number(args.latency)
 const chosen = args.pairs.split(',').map(s => s.trim()).filter(Boolean).map(id => PAIRS.find(p => p.id === id) ?? refuse(`unknown pair ${id} (known: ${PAIRS.map(p => p.id).join(', ')})`))
 const browserWanted = !args['no-browser']
+process.once('SIGINT', () => process.exit(130)) // so the 'exit' handlers stop the servers
+/** Temp roots of the browser part, removed however the process ends. */
+const tempDirs = new Set()
+process.once('exit', () => { for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true }) })
 
 // ---------------------------------------------------------------------------------------------
 // Preconditions: said before any download or encoding starts.
@@ -199,6 +203,7 @@ async function measureBytes (pair, from, to) {
  */
 async function measureBrowser (pair, from, to, sizes) {
   const dir = mkdtempSync(join(tmpdir(), 'wasm-serve-bench-dictionary-'))
+  tempDirs.add(dir)
   const [release1, release2] = [join(dir, 'release-1'), join(dir, 'release-2')]
   writeRelease(release1, from)
   writeRelease(release2, to, sizes.br)
@@ -392,7 +397,10 @@ function summary (runs) {
 function startCli (root, port, flags) {
   const child = spawn(process.execPath, [CLI, root, '--port', String(port), '--quiet', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
-  const exited = new Promise(resolve => child.once('exit', resolve))
+  // A benchmark that dies (an exception, Ctrl-C) must not leave a server behind.
+  const orphan = () => child.kill('SIGKILL')
+  process.once('exit', orphan)
+  const exited = new Promise(resolve => child.once('exit', resolve)).finally(() => process.off('exit', orphan))
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`wasm-serve did not print its URL: ${output}`)), 60_000)
     const onData = d => {
