@@ -17,7 +17,6 @@
  * Needs: dist/ (npm run build) and Chromium (CHROMIUM_PATH or /usr/bin/chromium); builds its
  * fixtures (bench/fixtures.mjs) first.
  */
-import { spawn } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -26,6 +25,7 @@ import { parseArgs } from 'node:util'
 import { chromium } from 'playwright-core'
 import { request } from 'undici'
 import { ensureFixtures, FIXTURE_DIR as FIXTURES } from './fixtures.mjs'
+import { startCli, stubImports } from './harness.mjs'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = join(ROOT, 'dist/cli.js')
@@ -100,19 +100,6 @@ try {
   console.error(`bench:browser: ${MODULE} does not instantiate with stub imports (${err.message}); measuring compile only`)
 }
 
-/** Stub import object from WebAssembly.Module.imports() descriptors (also run inside the page). */
-function stubImports (descriptors) {
-  const imports = {}
-  for (const d of descriptors) {
-    imports[d.module] ??= {}
-    if (d.kind === 'function') imports[d.module][d.name] = () => 0
-    else if (d.kind === 'memory') imports[d.module][d.name] = new WebAssembly.Memory({ initial: 256, maximum: 32768 })
-    else if (d.kind === 'table') imports[d.module][d.name] = new WebAssembly.Table({ initial: 0, element: 'anyfunc' })
-    else if (d.kind === 'global') imports[d.module][d.name] = new WebAssembly.Global({ value: 'i32', mutable: false }, 0)
-  }
-  return imports
-}
-
 // ---------------------------------------------------------------------------------------------
 // Server: one CLI serving a temp dir with the module + its .br (br) and identity/ffmpeg-core.wasm
 // (no siblings, on-the-fly compression off, so identity is the only representation).
@@ -137,7 +124,7 @@ const cleanup = async () => {
 process.on('SIGINT', () => { cleanup().finally(() => process.exit(130)) })
 
 try {
-  server = await startCli(dir, ['--config', configFile, '--log-level', 'warn', '--memory-budget', '128MB'])
+  server = await startCli(dir, { flags: ['--config', configFile, '--log-level', 'warn', '--memory-budget', '128MB'] })
   for (const v of allVariants) await expectEncoding(server.url + VARIANTS[v].path, VARIANTS[v].encoding)
   const conditions = {
     offline: false,
@@ -337,35 +324,6 @@ function fmt (ms) { return ms === undefined ? '?' : Math.round(ms).toLocaleStrin
 
 // ---------------------------------------------------------------------------------------------
 // Plumbing
-
-/** Starts `node dist/cli.js DIR --port 0 ...flags`; resolves with its base URL and a stop(). */
-function startCli (root, flags) {
-  const child = spawn(process.execPath, [CLI, root, '--port', '0', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  const exited = new Promise(resolve => child.once('exit', resolve))
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`wasm-serve did not print its URL: ${output}`)), 30_000)
-    const onData = d => {
-      output += d
-      const m = output.match(/http:\/\/127\.0\.0\.1:\d+/)
-      if (m) {
-        clearTimeout(timer)
-        resolve({
-          url: m[0],
-          async stop () {
-            if (child.exitCode === null && child.signalCode === null) {
-              child.kill('SIGTERM')
-              await exited
-            }
-          },
-        })
-      }
-    }
-    child.stdout.on('data', onData)
-    child.stderr.on('data', d => { output += d })
-    child.once('exit', code => { clearTimeout(timer); reject(new Error(`wasm-serve exited with ${code}: ${output}`)) })
-  })
-}
 
 /** Checks the server answers `url` with Content-Encoding `encoding` for a browser's Accept-Encoding. */
 async function expectEncoding (url, encoding) {

@@ -25,7 +25,7 @@
  * no dictionary. Each module is named `<name>.<16 hex of sha256("<package>@<version>")>.wasm`, as a
  * bundler's hashed name, so the new release has a new URL even when its module did not change.
  */
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
@@ -33,6 +33,7 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import * as zlib from 'node:zlib'
+import { startCli, stubImports } from './harness.mjs'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const CLI = join(ROOT, 'dist/cli.js')
@@ -221,13 +222,13 @@ async function measureBrowser (pair, from, to, sizes) {
   let browser
   try {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS })
-    server = await startCli(release1, 0, ['--config', config])
+    server = await startCli(release1, { flags: ['--quiet', '--config', config] })
     const holders = []
     if (skipDelta === undefined) {
       for (let run = 0; run < RUNS; run++) holders.push(await holdDictionary(browser, contexts, server.url, { pair, from }))
     }
     await server.stop()
-    server = await startCli(release2, server.port, ['--config', config, '--dictionaries', release1])
+    server = await startCli(release2, { port: server.port, flags: ['--quiet', '--config', config, '--dictionaries', release1] })
     const warm = skipDelta === undefined ? await warmUp(server.url + page.url, from, to) : undefined
     const br = []
     const delta = []
@@ -372,19 +373,6 @@ async function measureInPage ({ url, mode, descriptors, stubSource }) {
   }
 }
 
-/** Stub import object from WebAssembly.Module.imports() descriptors (also run inside the page). */
-function stubImports (descriptors) {
-  const imports = {}
-  for (const d of descriptors) {
-    imports[d.module] ??= {}
-    if (d.kind === 'function') imports[d.module][d.name] = () => 0
-    else if (d.kind === 'memory') imports[d.module][d.name] = new WebAssembly.Memory({ initial: 256, maximum: 32768 })
-    else if (d.kind === 'table') imports[d.module][d.name] = new WebAssembly.Table({ initial: 0, element: 'anyfunc' })
-    else if (d.kind === 'global') imports[d.module][d.name] = new WebAssembly.Global({ value: 'i32', mutable: false }, 0)
-  }
-  return imports
-}
-
 function summary (runs) {
   const ready = runs.map(r => r.ready)
   return { ready: median(ready), min: Math.min(...ready), max: Math.max(...ready), lastByte: median(runs.map(r => r.downloadEnd)), wireBytes: runs[0].wireBytes, encoding: runs[0].encoding, runs: ready.map(Math.round) }
@@ -392,39 +380,6 @@ function summary (runs) {
 
 // ---------------------------------------------------------------------------------------------
 // Plumbing
-
-/** `node dist/cli.js ROOT --port PORT --quiet ...flags` with this Node; resolves once it listens. */
-function startCli (root, port, flags) {
-  const child = spawn(process.execPath, [CLI, root, '--port', String(port), '--quiet', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  // A benchmark that dies (an exception, Ctrl-C) must not leave a server behind.
-  const orphan = () => child.kill('SIGKILL')
-  process.once('exit', orphan)
-  const exited = new Promise(resolve => child.once('exit', resolve)).finally(() => process.off('exit', orphan))
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`wasm-serve did not print its URL: ${output}`)), 60_000)
-    const onData = d => {
-      output += d
-      const m = /http:\/\/127\.0\.0\.1:(\d+)/.exec(output)
-      if (m === null) return
-      clearTimeout(timer)
-      child.stdout.off('data', onData)
-      resolve({
-        url: m[0],
-        port: Number(m[1]),
-        async stop () {
-          if (child.exitCode === null && child.signalCode === null) {
-            child.kill('SIGTERM')
-            await exited
-          }
-        },
-      })
-    }
-    child.stdout.on('data', onData)
-    child.stderr.on('data', d => { output += d })
-    child.once('exit', code => { clearTimeout(timer); reject(new Error(`wasm-serve exited with ${code}: ${output}`)) })
-  })
-}
 
 function loadavg () {
   try { return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') } catch { return '?' }

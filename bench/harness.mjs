@@ -107,3 +107,49 @@ export async function verify (url, expected, acceptEncoding = 'br') {
   else if (expected.sha256 && createHash('sha256').update(body).digest('hex') !== expected.sha256) problems.push('body bytes differ from the fixture')
   if (problems.length > 0) throw new Error(`${url}: ${problems.join('; ')}`)
 }
+
+/** `node dist/cli.js ROOT --port PORT ...flags` with this Node; resolves with its URL, port and a stop() once it listens. */
+export function startCli (root, { port = 0, flags = [] } = {}) {
+  const child = spawn(process.execPath, [CLI, root, '--port', String(port), ...flags], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  // A benchmark that dies (an exception, Ctrl-C) must not leave a server behind.
+  const orphan = () => child.kill('SIGKILL')
+  process.once('exit', orphan)
+  const exited = new Promise(resolve => child.once('exit', resolve)).finally(() => process.off('exit', orphan))
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`wasm-serve did not print its URL: ${output}`)), 60_000)
+    const onData = d => {
+      output += d
+      const m = /http:\/\/127\.0\.0\.1:(\d+)/.exec(output)
+      if (m === null) return
+      clearTimeout(timer)
+      child.stdout.off('data', onData)
+      resolve({
+        url: m[0],
+        port: Number(m[1]),
+        async stop () {
+          if (child.exitCode === null && child.signalCode === null) {
+            child.kill('SIGTERM')
+            await exited
+          }
+        },
+      })
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', d => { output += d })
+    child.once('exit', code => { clearTimeout(timer); reject(new Error(`wasm-serve exited with ${code}: ${output}`)) })
+  })
+}
+
+/** Stub import object from WebAssembly.Module.imports() descriptors (also run inside the page). */
+export function stubImports (descriptors) {
+  const imports = {}
+  for (const d of descriptors) {
+    imports[d.module] ??= {}
+    if (d.kind === 'function') imports[d.module][d.name] = () => 0
+    else if (d.kind === 'memory') imports[d.module][d.name] = new WebAssembly.Memory({ initial: 256, maximum: 32768 })
+    else if (d.kind === 'table') imports[d.module][d.name] = new WebAssembly.Table({ initial: 0, element: 'anyfunc' })
+    else if (d.kind === 'global') imports[d.module][d.name] = new WebAssembly.Global({ value: 'i32', mutable: false }, 0)
+  }
+  return imports
+}

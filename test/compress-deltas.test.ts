@@ -9,12 +9,12 @@ import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
-import * as zlib from 'node:zlib'
 import t, { type Test } from 'tap'
 import { parseCompressArgs } from '../src/compress/args.js'
 import { runCompress } from '../src/compress/index.js'
 import { anyDictionarySupport, dictionarySupport } from '../src/dictionary.js'
 import { SQLITE, writeFiles } from './helpers/site.js'
+import { decodeDelta } from './helpers/decode.js'
 
 /** An earlier release of sqlite3.wasm: the current one with two stretches changed, as a rebuild does. */
 const OLD = Buffer.from(SQLITE)
@@ -33,16 +33,6 @@ async function compress (...argv: string[]): Promise<{ code: number, out: string
   const sink = (add: (s: string) => void) => new Writable({ write (chunk, _enc, cb) { add(String(chunk)); cb() } })
   const code = await runCompress(argv, { stdout: sink(s => { out += s }), stderr: sink(s => { err += s }) })
   return { code, out, err }
-}
-
-/** What a browser does with a dcz/dcb body: check the RFC 9842 header, decode the rest with the dictionary. */
-function decodeDelta (body: Buffer, coding: string, dictionary: Buffer): Buffer {
-  const magic = coding === 'dcz' ? Buffer.from([0x5e, 0x2a, 0x4d, 0x18, 0x20, 0, 0, 0]) : Buffer.from([0xff, 0x44, 0x43, 0x42])
-  if (!body.subarray(0, magic.length).equals(magic)) throw new Error('no RFC 9842 header')
-  if (!body.subarray(magic.length, magic.length + 32).equals(sha(dictionary))) throw new Error('the header names another dictionary')
-  const rest = body.subarray(magic.length + 32)
-  const z = zlib as unknown as Record<string, (b: Buffer, o: object) => Buffer>
-  return coding === 'dcz' ? z.zstdDecompressSync!(rest, { dictionary }) : zlib.brotliDecompressSync(rest, { dictionary } as zlib.BrotliOptions)
 }
 
 /** Every file under dir with its size, inode and mtime in ns: what "nothing was rewritten" compares. */

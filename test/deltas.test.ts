@@ -9,13 +9,13 @@ import { createHash } from 'node:crypto'
 import { readFileSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
-import * as zlib from 'node:zlib'
 import { runCompress } from '../src/compress/index.js'
 import { dictionarySupport } from '../src/dictionary.js'
 import { get, type Got } from './helpers/http.js'
 import { until } from './helpers/poll.js'
 import { etagOf, startPlugin } from './helpers/server.js'
 import { SQLITE, makeSite, tempDir } from './helpers/site.js'
+import { decodeDelta } from './helpers/decode.js'
 
 /** An earlier release of the same module: the current one with a stretch changed, as a rebuild does. */
 const OLD = Buffer.from(SQLITE)
@@ -26,16 +26,6 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest()
 const available = (b: Buffer) => `:${sha(b).toString('base64')}:`
 const V1 = 'assets/sqlite3.1a2b3c4d.wasm'
 const V2 = 'assets/sqlite3.5e6f7a8b.wasm'
-
-/** What a browser does with a dcz/dcb body, with node:zlib: check the header, decode with the dictionary. */
-function decodeDelta (body: Buffer, coding: string, dictionary: Buffer): Buffer {
-  const magic = coding === 'dcz' ? Buffer.from([0x5e, 0x2a, 0x4d, 0x18, 0x20, 0, 0, 0]) : Buffer.from([0xff, 0x44, 0x43, 0x42])
-  if (!body.subarray(0, magic.length).equals(magic)) throw new Error('no RFC 9842 header')
-  if (!body.subarray(magic.length, magic.length + 32).equals(sha(dictionary))) throw new Error('the header names another dictionary')
-  const rest = body.subarray(magic.length + 32)
-  const z = zlib as unknown as Record<string, (b: Buffer, o: object) => Buffer>
-  return coding === 'dcz' ? z.zstdDecompressSync!(rest, { dictionary }) : zlib.brotliDecompressSync(rest, { dictionary } as zlib.BrotliOptions)
-}
 
 const supported = dictionarySupport.dcz || dictionarySupport.dcb
 if (!supported) {

@@ -3,6 +3,7 @@
  * server itself never decodes. A Record, so that a new row in ENCODINGS does not compile here until
  * it has a decoder, and the round-trip tests then cover it.
  */
+import { createHash } from 'node:crypto'
 import { promisify } from 'node:util'
 import * as zlib from 'node:zlib'
 import type { EncodingToken } from '../../src/encodings.js'
@@ -41,4 +42,14 @@ export function brotliWindowBits (buf: Buffer): number {
   const m = (bits >> 4) & 7
   if (m === 1) return -1
   return m === 0 ? 17 : 8 + m
+}
+
+/** What a browser does with a dcz/dcb body (RFC 9842 §4): check the header names the dictionary, decode the rest with it. */
+export function decodeDelta (body: Buffer, coding: string, dictionary: Buffer): Buffer {
+  const magic = coding === 'dcz' ? Buffer.from([0x5e, 0x2a, 0x4d, 0x18, 0x20, 0, 0, 0]) : Buffer.from([0xff, 0x44, 0x43, 0x42])
+  if (!body.subarray(0, magic.length).equals(magic)) throw new Error('no RFC 9842 header')
+  if (!body.subarray(magic.length, magic.length + 32).equals(createHash('sha256').update(dictionary).digest())) throw new Error('the header names another dictionary')
+  const rest = body.subarray(magic.length + 32)
+  const z = zlib as unknown as Record<string, (b: Buffer, o: object) => Buffer>
+  return coding === 'dcz' ? z.zstdDecompressSync!(rest, { dictionary }) : zlib.brotliDecompressSync(rest, { dictionary } as zlib.BrotliOptions)
 }
