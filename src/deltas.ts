@@ -12,13 +12,12 @@
  * the server holds the dictionary itself (its header names the whole hash the browser sent).
  */
 import type { FastifyRequest } from 'fastify'
-import { open, readdir, readFile, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import type { Catalog } from './catalog.js'
-import { contentTypeFor } from './content-type.js'
 import { BuiltDeltas } from './delta-files.js'
-import { anyDictionarySupport, dictionarySupport, encodeDelta, parseAvailableDictionary, patternCovers, type DictionaryCoding } from './dictionary.js'
-import { hashHandle, sha256Async, tagOf } from './etag.js'
+import { anyDictionarySupport, dictionarySupport, encodeDelta, parseAvailableDictionary, type DictionaryCoding } from './dictionary.js'
+import { DictionaryIndex, MAX_DELTA_INPUT, type Dictionary } from './dictionary-index.js'
+import { sha256Async, tagOf } from './etag.js'
 import { representation } from './headers.js'
 import { parseAcceptEncoding } from './negotiate.js'
 import type { Asset, FilePolicy, Logger } from './types.js'
@@ -35,24 +34,12 @@ export interface DeltaOptions {
   log: Logger
 }
 
-interface Dictionary {
-  /** Root-relative path: the URL it was served at (its release's). */
-  path: string
-  /** The match pattern it was announced with. */
-  pattern: string
-  /** Where its bytes are: a file of a `dictionaries` directory, or undefined for a catalog asset. */
-  file?: string
-}
-
-/** Larger modules are not delta-encoded on the fly (time and memory); precompress them instead. */
-const MAX_DELTA_INPUT = 128 * 1024 * 1024
 const CODINGS: DictionaryCoding[] = ['dcz', 'dcb']
 /** Requests that found no delta, remembered at most: any client can name any hash. */
 const MAX_USELESS = 10_000
 
 export class Deltas {
-  /** Dictionaries by SHA-256 (base64): catalog assets (checked against the catalog when used) and older releases. */
-  private readonly known = new Map<string, Dictionary>()
+  private readonly dictionaries: DictionaryIndex
   /** Assets with a delta representation first, by keyFor; least recently used first. */
   private readonly made = new Map<string, { asset: Asset, bytes: number }>()
   private readonly making = new Set<string>()
@@ -65,6 +52,7 @@ export class Deltas {
   /** Listens to the catalog from now on: create it before the catalog loads. */
   constructor (private readonly opts: DeltaOptions) {
     this.built = new BuiltDeltas(opts.catalog.root, (obj, msg) => opts.log.warn(obj, msg))
+    this.dictionaries = new DictionaryIndex(opts)
     opts.catalog.subscribe(asset => this.remember(asset))
   }
 
@@ -76,7 +64,7 @@ export class Deltas {
    * while the catalog loaded: once it resolves, the first request naming their dictionary gets one.
    */
   async ready (): Promise<void> {
-    for (const dir of this.opts.dirs) await this.indexRelease(dir)
+    for (const dir of this.opts.dirs) await this.dictionaries.indexRelease(dir)
     while (this.scanning.size > 0) await Promise.all(this.scanning)
   }
 
@@ -101,7 +89,7 @@ export class Deltas {
     }
     const coding = codings[0]!
     const key = keyOf(coding)
-    if (!this.making.has(key) && !this.useless.has(key)) void this.make({ key, asset, hash, dictionary: this.heldFor(name, asset), coding })
+    if (!this.making.has(key) && !this.useless.has(key)) void this.make({ key, asset, hash, dictionary: this.dictionaries.heldFor(name, asset), coding })
     return undefined
   }
 
@@ -116,41 +104,13 @@ export class Deltas {
     return CODINGS.filter(c => dictionarySupport[c] && (q.get(c) ?? 0) > 0)
   }
 
-  /** A dictionary held here whose pattern covers the asset's URL: a delta against it can be made on the fly. */
-  private heldFor (name: string, asset: Asset): Dictionary | undefined {
-    const dictionary = this.known.get(name)
-    return dictionary !== undefined && patternCovers(dictionary.pattern, `${this.opts.prefix}/${asset.path}`) ? dictionary : undefined
-  }
-
-  /** A module indexed in the root is a dictionary for the URLs its announced pattern covers. */
+  /** A module indexed in the root: a dictionary, and maybe the target of build-time deltas. */
   private remember (asset: Asset): void {
     const announced = asset.policy.headers['use-as-dictionary']
     if (announced === undefined) return
     const scan = this.findBuilt(asset).finally(() => this.scanning.delete(scan))
     this.scanning.add(scan)
-    const sha256 = asset.identity.sha256
-    if (sha256 !== undefined) this.known.set(sha256.toString('base64'), { path: asset.path, pattern: patternOf(announced) })
-  }
-
-  /** Every module of an earlier release: hashed once at start-up, read again only to make a delta. */
-  private async indexRelease (dir: string): Promise<void> {
-    for (const rel of await filesUnder(dir)) {
-      const size = (await stat(join(dir, ...rel.split('/'))).catch(() => undefined))?.size
-      if (size === undefined) continue
-      const policy = this.opts.policy(rel, contentTypeFor(rel), size)
-      const announced = policy.headers['use-as-dictionary']
-      if (announced === undefined) continue
-      const file = join(dir, ...rel.split('/'))
-      try {
-        const fh = await open(file, 'r')
-        try {
-          const sha256 = await hashHandle(fh, (await fh.stat()).size)
-          this.known.set(sha256.toString('base64'), { path: rel, pattern: patternOf(announced), file })
-        } finally { await fh.close() }
-      } catch (err) {
-        this.opts.log.warn({ file, code: (err as NodeJS.ErrnoException).code }, 'cannot read a file of an earlier release; it is not used as a dictionary')
-      }
-    }
+    this.dictionaries.remember(asset, announced)
   }
 
   /**
@@ -176,7 +136,7 @@ export class Deltas {
   }
 
   private async encode (asset: Asset, input: { dictionary: Dictionary, hash: Buffer, coding: DictionaryCoding }): Promise<Buffer | undefined> {
-    const [target, dictionary] = await Promise.all([this.bytesOf(asset), this.dictionaryBytes(input.dictionary, input.hash)])
+    const [target, dictionary] = await Promise.all([this.bytesOf(asset), this.dictionaries.bytes(input.dictionary, input.hash)])
     if (target === undefined || dictionary === undefined) return undefined
     return encodeDelta({ target, dictionary, dictionaryHash: input.hash, coding: input.coding, level: 'fast' })
   }
@@ -222,26 +182,6 @@ export class Deltas {
     const bytes = await readFile(asset.identity.file).catch(() => undefined)
     return bytes !== undefined && `"${tagOf(await sha256Async(bytes))}"` === asset.identity.etag ? bytes : undefined
   }
-
-  /** The dictionary's bytes, only while they still hash to the name the browser sent. */
-  private async dictionaryBytes (dictionary: Dictionary, hash: Buffer): Promise<Buffer | undefined> {
-    let bytes: Buffer | undefined
-    if (dictionary.file === undefined) {
-      const asset = this.opts.catalog.get(dictionary.path)
-      if (asset?.identity.sha256?.equals(hash) !== true) return this.forget(hash)
-      bytes = asset.identity.body ?? await readFile(asset.identity.file).catch(() => undefined)
-    } else {
-      const size = (await stat(dictionary.file).catch(() => undefined))?.size
-      bytes = size === undefined || size > MAX_DELTA_INPUT ? undefined : await readFile(dictionary.file).catch(() => undefined)
-    }
-    if (bytes === undefined || !(await sha256Async(bytes)).equals(hash)) return this.forget(hash)
-    return bytes
-  }
-
-  private forget (hash: Buffer): undefined {
-    this.known.delete(hash.toString('base64'))
-    return undefined
-  }
 }
 
 /**
@@ -249,22 +189,3 @@ export class Deltas {
  * patterns), content, dictionary (its hash in base64) and coding.
  */
 const keyFor = (asset: Asset, dictionary: string, coding: DictionaryCoding) => `${asset.path}|${asset.identity.etag}|${dictionary}|${coding}`
-
-/** The pattern inside an announced `match="…"` (an sf-string, unescaped). */
-function patternOf (announced: string): string {
-  const m = /match="((?:[^"\\]|\\.)*)"/.exec(announced)
-  return (m?.[1] ?? '').replace(/\\(.)/g, '$1')
-}
-
-/** Root-relative paths of the regular files below `dir`, dotfiles left out. */
-async function filesUnder (dir: string, rel = ''): Promise<string[]> {
-  const entries = await readdir(join(dir, rel), { withFileTypes: true }).catch(() => [])
-  const out: string[] = []
-  for (const e of entries) {
-    if (e.name.startsWith('.')) continue
-    const path = rel === '' ? e.name : `${rel}/${e.name}`
-    if (e.isDirectory()) out.push(...await filesUnder(dir, path))
-    else if (e.isFile()) out.push(path)
-  }
-  return out
-}
