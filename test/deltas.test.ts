@@ -14,7 +14,7 @@ import { dictionarySupport } from '../src/dictionary.js'
 import { get, type Got } from './helpers/http.js'
 import { until } from './helpers/poll.js'
 import { etagOf, startPlugin } from './helpers/server.js'
-import { SQLITE, makeSite, tempDir } from './helpers/site.js'
+import { SQLITE, makeSite, tempDir, writeFiles } from './helpers/site.js'
 import { decodeDelta } from './helpers/decode.js'
 
 /** An earlier release of the same module: the current one with a stretch changed, as a rebuild does. */
@@ -91,7 +91,6 @@ if (!supported) {
   t.test('a dictionaries directory holds an earlier release that is never served', async t => {
     const root = makeSite(t, { [V2]: NEW })
     const old = tempDir(t, 'release-1')
-    const { writeFiles } = await import('./helpers/site.js')
     writeFiles(old, { [V1]: OLD, 'secret.txt': 'not served' })
     const { url } = await startPlugin(t, { root, dictionaries: [old] })
     const headers = { 'accept-encoding': 'dcz, dcb, br', 'available-dictionary': available(OLD) }
@@ -130,7 +129,6 @@ if (!supported) {
   t.test('a dictionary that changed on disk after indexing is never used', async t => {
     const root = makeSite(t, { [V2]: NEW })
     const old = tempDir(t, 'release-1')
-    const { writeFiles } = await import('./helpers/site.js')
     writeFiles(old, { [V1]: OLD })
     const { url, app } = await startPlugin(t, { root, dictionaries: [old], precompressed: ['br'] })
     await app.wasmServe.compressionIdle()
@@ -150,14 +148,18 @@ if (!supported) {
     const sink = (add: (s: string) => void) => new Writable({ write (chunk, _enc, cb) { add(String(chunk)); cb() } })
     t.equal(await runCompress([root, '--dictionary-from', old, '--encodings', 'gzip'], { stdout: sink(() => {}), stderr: sink(s => { err += s }) }), 0, err)
   }
+  /** Release 2 in a root with its build-time deltas against release 1, which is in `old`. */
+  const builtRelease = async (t: Test) => {
+    const root = makeSite(t, { [V2]: NEW })
+    const old = tempDir(t, 'release-1')
+    writeFiles(old, { [V1]: OLD })
+    await compressAgainst(t, root, old)
+    return { root, old }
+  }
   const builtName = (coding: string) => `${V2}.${sha(OLD).subarray(0, 8).toString('hex')}.${coding}`
 
   t.test('a build-time delta answers the first request naming its dictionary, held by the server or not; never at its own URL', async t => {
-    const root = makeSite(t, { [V2]: NEW })
-    const old = tempDir(t, 'release-1')
-    const { writeFiles } = await import('./helpers/site.js')
-    writeFiles(old, { [V1]: OLD })
-    await compressAgainst(t, root, old)
+    const { root, old } = await builtRelease(t)
     for (const coding of (['dcz', 'dcb'] as const).filter(c => dictionarySupport[c])) {
       const file = readFileSync(join(root, builtName(coding)))
       for (const dictionaries of [[], [old]]) {
@@ -179,11 +181,7 @@ if (!supported) {
   })
 
   t.test('a stale build-time delta (older than its module) is never served: the delta is made from the module', async t => {
-    const root = makeSite(t, { [V2]: NEW })
-    const old = tempDir(t, 'release-1')
-    const { writeFiles } = await import('./helpers/site.js')
-    writeFiles(old, { [V1]: OLD })
-    await compressAgainst(t, root, old)
+    const { root, old } = await builtRelease(t)
     const changed = Buffer.from(NEW)
     changed.write('rebuilt after the deltas were written', 300_000, 'latin1')
     writeFileSync(join(root, V2), changed)
