@@ -19,7 +19,7 @@ import { anyDictionarySupport, dictionarySupport, encodeDelta, parseAvailableDic
 import { DictionaryIndex, MAX_DELTA_INPUT, type Dictionary } from './dictionary-index.js'
 import { sha256Async, tagOf } from './etag.js'
 import { representation } from './headers.js'
-import { parseAcceptEncoding } from './negotiate.js'
+import { acceptedCodings } from './negotiate.js'
 import type { Asset, FilePolicy, Logger } from './types.js'
 
 export interface DeltaOptions {
@@ -35,6 +35,9 @@ export interface DeltaOptions {
 }
 
 const CODINGS: DictionaryCoding[] = ['dcz', 'dcb']
+/** What zstd level 12 or brotli needs beyond its inputs, held free in the memory budget before it runs. */
+const ENCODER_WORKING_MEMORY = 32 * 1024 * 1024
+const SUPPORTED = CODINGS.filter(c => dictionarySupport[c])
 /** Requests that found no delta, remembered at most: any client can name any hash. */
 const MAX_USELESS = 10_000
 
@@ -48,6 +51,7 @@ export class Deltas {
   private readonly scanning = new Set<Promise<void>>()
   private readonly built: BuiltDeltas
   private bytes = 0
+  private queue: Promise<void> = Promise.resolve()
 
   /** Listens to the catalog from now on: create it before the catalog loads. */
   constructor (private readonly opts: DeltaOptions) {
@@ -79,18 +83,29 @@ export class Deltas {
     const codings = this.codingsFor(request.headers['accept-encoding'])
     if (hash === undefined || codings.length === 0) return undefined
     const name = hash.toString('base64')
-    const keyOf = (coding: DictionaryCoding) => keyFor(asset, name, coding)
     for (const coding of codings) {
-      const ready = this.made.get(keyOf(coding))
+      const key = keyFor(asset, name, coding)
+      const ready = this.made.get(key)
       if (ready === undefined) continue
-      this.made.delete(keyOf(coding))
-      this.made.set(keyOf(coding), ready)
+      this.made.delete(key)
+      this.made.set(key, ready)
       return ready.asset
     }
-    const coding = codings[0]!
-    const key = keyOf(coding)
-    if (!this.making.has(key) && !this.useless.has(key)) void this.make({ key, asset, hash, dictionary: this.dictionaries.heldFor(name, asset), coding })
+    // Build-time deltas are read when their module is indexed: only a dictionary held here can give
+    // a new one, so a client naming random hashes costs a map look-up, never the disk.
+    const dictionary = this.dictionaries.heldFor(name, asset)
+    const key = keyFor(asset, name, codings[0]!)
+    if (dictionary !== undefined && !this.making.has(key) && !this.useless.has(key)) this.enqueue({ key, asset, hash, dictionary, coding: codings[0]! })
     return undefined
+  }
+
+  /**
+   * Deltas are made one at a time, as on-the-fly encodings are (D4): each holds a module and a
+   * dictionary whole and keeps a thread of libuv's pool busy, which file reads need too.
+   */
+  private enqueue (job: { key: string, asset: Asset, hash: Buffer, dictionary: Dictionary, coding: DictionaryCoding }): void {
+    this.making.add(job.key)
+    this.queue = this.queue.then(() => this.make(job))
   }
 
   /** Resolves when no delta is being made or read (tests). */
@@ -99,15 +114,17 @@ export class Deltas {
   }
 
   private codingsFor (acceptEncoding: string | undefined): DictionaryCoding[] {
-    if (acceptEncoding === undefined) return []
-    const q = parseAcceptEncoding(acceptEncoding)
-    return CODINGS.filter(c => dictionarySupport[c] && (q.get(c) ?? 0) > 0)
+    return acceptEncoding === undefined ? [] : acceptedCodings(acceptEncoding, SUPPORTED) as DictionaryCoding[]
   }
 
   /** A module indexed in the root: a dictionary, and maybe the target of build-time deltas. */
   private remember (asset: Asset): void {
     const announced = asset.policy.headers['use-as-dictionary']
     if (announced === undefined) return
+    // Deltas of what this path held before are never asked for again (their key names its old content).
+    for (const [key, entry] of this.made) {
+      if (entry.asset.path === asset.path && entry.asset.identity.etag !== asset.identity.etag) { this.made.delete(key); this.bytes -= entry.bytes }
+    }
     const scan = this.findBuilt(asset).finally(() => this.scanning.delete(scan))
     this.scanning.add(scan)
     this.dictionaries.remember(asset, announced)
@@ -119,7 +136,6 @@ export class Deltas {
    */
   private async make (job: { key: string, asset: Asset, hash: Buffer, dictionary: Dictionary | undefined, coding: DictionaryCoding }): Promise<void> {
     const { key, asset, hash, coding } = job
-    this.making.add(key)
     const started = performance.now()
     try {
       const built = await this.built.find(asset, hash, coding)
@@ -138,6 +154,8 @@ export class Deltas {
   private async encode (asset: Asset, input: { dictionary: Dictionary, hash: Buffer, coding: DictionaryCoding }): Promise<Buffer | undefined> {
     const [target, dictionary] = await Promise.all([this.bytesOf(asset), this.dictionaries.bytes(input.dictionary, input.hash)])
     if (target === undefined || dictionary === undefined) return undefined
+    // The encoder's working memory comes on top of both inputs: without that headroom in the budget, none.
+    if (!this.opts.catalog.fits(target.length + dictionary.length + ENCODER_WORKING_MEMORY)) return undefined
     return encodeDelta({ target, dictionary, dictionaryHash: input.hash, coding: input.coding, level: 'fast' })
   }
 
@@ -167,6 +185,8 @@ export class Deltas {
   }
 
   private keep (key: string, asset: Asset, bytes: number): void {
+    const previous = this.made.get(key)
+    if (previous !== undefined) { this.made.delete(key); this.bytes -= previous.bytes }
     this.made.set(key, { asset, bytes })
     this.bytes += bytes
     for (const [old, entry] of this.made) {

@@ -16,6 +16,12 @@ import { sameFile, stampOf } from './file-identity.js'
 import type { Representation } from './types.js'
 
 const CHUNK = 64 * 1024
+
+/** Files being sent right now, with how many responses send each. */
+const sending = new Map<string, number>()
+
+/** Whether a response is streaming `file` right now (the cache directory must not touch it meanwhile). */
+export const isBeingSent = (file: string): boolean => sending.has(file)
 /** Enough for the responses a server streams at once; beyond it buffers are simply collected. */
 const chunkBuffers = new BufferPool(CHUNK, 32)
 
@@ -83,6 +89,7 @@ class FileBody extends Readable {
 
   constructor (private readonly input: FileBodyInput) {
     super()
+    sending.set(input.rep.file, (sending.get(input.rep.file) ?? 0) + 1)
   }
 
   override pipe<T extends NodeJS.WritableStream> (destination: T, options?: { end?: boolean }): T {
@@ -108,6 +115,9 @@ class FileBody extends Readable {
     // and stops a write that will not complete from holding the loop.
     this.input.fh.close().catch(() => {})
     this.abortWrite?.()
+    const left = (sending.get(this.input.rep.file) ?? 1) - 1
+    if (left > 0) sending.set(this.input.rep.file, left)
+    else sending.delete(this.input.rep.file)
     callback(err)
   }
 

@@ -16,6 +16,7 @@ import { etagOfFile, hashBufferAsync } from './etag.js'
 import { stampOf } from './file-identity.js'
 import type { Asset, Loaded, Logger } from './types.js'
 import { isTransient } from './transient.js'
+import { isBeingSent } from './file-body.js'
 
 /** Above this size brotli runs at quality 9 instead of 11 (see codecs.ts); precompress big modules at build time. */
 const DENSE_ABOVE = 8 * 1024 * 1024
@@ -96,6 +97,8 @@ export class OnTheFly {
 
   /** Whether the catalog streams `file` from disk for one of `assets` just now (D4: never evicted then). */
   private streamedFrom (file: string, assets: ReadonlySet<string>): boolean {
+    // A response under way may stream a file the catalog has already let go of (a re-index in between).
+    if (isBeingSent(file)) return true
     for (const path of assets) {
       if (this.catalog.get(path)?.reps.some(rep => rep.file === file && rep.body === null) === true) return true
     }

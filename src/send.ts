@@ -152,7 +152,9 @@ async function sendSnapshot (reply: FastifyReply, input: BodySpec): Promise<unkn
       if (!sameFile(stampOf(before), stampOf(after)) || body.length !== after.size) continue
       const slice = input.status === 206 ? body.subarray(input.start, Math.min(input.end, body.length - 1) + 1) : body
       if (input.status === 206 && (input.start >= body.length || slice.length !== input.end - input.start + 1)) continue
-      const headers: Record<string, string> = { ...input.headers, 'content-length': String(slice.length), 'last-modified': after.mtime.toUTCString(), etag: `"${hashBuffer(body)}"` }
+      const headers: Record<string, string> = { ...input.headers, 'content-length': String(slice.length), etag: `"${hashBuffer(body)}"` }
+      // Last-Modified is the original's (D6): only the identity's own bytes bring a new date.
+      if (rep.coding === 'identity') headers['last-modified'] = after.mtime.toUTCString()
       delete headers['x-decoded-content-length'] // a sibling caught mid-change: its decoded size is not known
       if (input.status === 206) headers['content-range'] = `bytes ${input.start}-${input.end}/${body.length}`
       return reply.code(input.status).headers(headers).send(slice)
