@@ -56,7 +56,10 @@ t.test('a client that stops reading a download is cut at the send timeout (HTTP/
   const server = await start(t, { root: site(t), memoryBudget: 0, limits: { sendTimeout: 1 } })
   const socket = connect({ host: '127.0.0.1', port: server.port })
   socket.write('GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
-  socket.once('data', () => socket.pause()) // the response started; then nothing is read
+  // The response has started; from then on nothing is read.
+  await new Promise(resolve => socket.once('data', resolve))
+  socket.pause()
+  t.equal(await connections(server), 1, 'the download holds its connection')
   const started = Date.now()
   while (await connections(server) > 0 && Date.now() - started < 8000) await new Promise(resolve => setTimeout(resolve, 50))
   const ms = Date.now() - started
