@@ -249,7 +249,9 @@ function run () {
       t.ok(second.progress.some(p => !p.done && p.total === decoded), 'with X-Decoded-Content-Length as the total while downloading')
       t.ok(second.progress.every(p => p.total === undefined || p.loaded <= p.total), 'never above the total')
       t.equal(second.maxPercent, 100, 'the bar reached exactly 100 %')
-      t.equal((await page.textContent('#progress-pct'))?.trim(), '100 %')
+      // The page draws its bar on the next animation frame: wait for it rather than read it at once.
+      const drawn = await page.waitForFunction(() => document.querySelector('#progress-pct')?.textContent?.trim() === '100 %', null, { timeout: 5000 }).then(() => true, () => false)
+      t.ok(drawn, 'the page shows 100 %', { shown: await page.textContent('#progress-pct') })
 
       t.same(second.result?.delta, { coding, fresh: true, from: 'sqlite3.1a2b3c4d.wasm', fromVersion: OLD!.version, dictionary: sha256(OLD!.bytes), encoded: body, decoded, saved: decoded - body })
       t.equal(await page.isVisible('#delta'), true, 'the page shows the delta')
