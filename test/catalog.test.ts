@@ -3,7 +3,7 @@
  * docs/delivery.md), the memory account behind `memoryBudget`, and the small handle an app gets.
  */
 import t from 'tap'
-import { closeSync, openSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, openSync, realpathSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { get } from './helpers/http.js'
 import { until } from './helpers/poll.js'
@@ -66,4 +66,22 @@ t.test('encodings made on the fly count against the memory budget', async t => {
   await app.wasmServe.compressionIdle()
   t.ok(app.wasmServe.bytesInMemory > text.length, `the gzip encoding is held too (${app.wasmServe.bytesInMemory} B)`)
   t.ok(app.wasmServe.bytesInMemory < text.length * 2, 'and it is smaller than the file')
+})
+
+t.test('a file is known to be sent while a response streams it, and no longer once it ends (the cache directory never evicts it meanwhile)', async t => {
+  const { isBeingSent } = await import('../src/file-body.js')
+  const root = tempDir(t)
+  const file = join(root, 'big.bin')
+  writeFileSync(file, Buffer.alloc(8 * 1024 * 1024, 'x'))
+  const { port } = await startPlugin(t, { root, memoryBudget: 0 })
+  const { connect } = await import('node:net')
+  const socket = connect({ host: '127.0.0.1', port })
+  t.teardown(() => socket.destroy())
+  socket.write('GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+  await new Promise(resolve => socket.once('data', resolve))
+  socket.pause() // the response is under way and stalls
+  const real = realpathSync(file)
+  t.ok(await until(() => isBeingSent(real), { what: 'the stream to be counted' }), 'counted while it streams')
+  socket.destroy()
+  t.ok(await until(() => !isBeingSent(real), { what: 'the count to go' }), 'not once the response is gone')
 })
