@@ -27,6 +27,8 @@ async function main (argv: string[]): Promise<number> {
     const { runCompress } = await import('./compress/index.js')
     return runCompress(argv.slice(1))
   }
+  if (argv[0] === 'export') return (await import('./export/index.js')).runExport(argv.slice(1))
+  if (argv[0] === 'check') return (await import('./check/index.js')).runCheck(argv.slice(1))
   const cli = parseCli(argv, process.env, process.cwd())
   if (cli.help) { process.stdout.write(helpText()); return EXIT.ok }
   if (cli.version) { process.stdout.write(`wasm-serve ${VERSION}\n`); return EXIT.ok }

@@ -11,7 +11,7 @@ import { EXIT, flagNamedIn, OptionsError, UsageError, type OptionProblem } from 
 
 type Raw = Record<string, unknown>
 
-interface Flag {
+export interface Flag {
   name: string
   short?: string
   /** The option it sets; absent for CLI-only flags. */
@@ -57,11 +57,11 @@ export interface CliRequest {
 }
 
 /** Parses argv (without node and script) and env into validated options. Throws UsageError or OptionsError. */
-export function parseCli (argv: string[], env: NodeJS.ProcessEnv, cwd: string): CliRequest {
-  const parsed = parseFlags(argv)
+export function parseCli (argv: string[], env: NodeJS.ProcessEnv, cwd: string, extra: Flag[] = []): CliRequest & { extra: Record<string, string | boolean | undefined> } {
+  const parsed = parseFlags(argv, extra)
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>
   if (values.help === true || values.version === true) {
-    return { options: resolveOptions({}), help: values.help === true, version: values.version === true, rootLabel: null }
+    return { options: resolveOptions({}), help: values.help === true, version: values.version === true, rootLabel: null, extra: {} }
   }
   if (parsed.positionals.length > 1) throw new UsageError(`expected at most one directory, got: ${parsed.positionals.join(' ')}`, { value: parsed.positionals })
   // Every problem at once: the file's, and those of the environment and flags on top.
@@ -88,16 +88,19 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv, cwd: string): 
     problems.push(...err.problems.map(p => ({ ...p, from: originOf(p.path, flags, env) })))
   }
   if (problems.length > 0 || options === undefined) throw new OptionsError(problems, 'configuration')
-  return { options, help: false, version: false, rootLabel: dir ?? (typeof layered.root === 'string' ? layered.root : null) }
+  const extraValues = Object.fromEntries(extra.map(f => [f.name, values[f.name] as string | boolean | undefined]))
+  return { options, help: false, version: false, rootLabel: dir ?? (typeof layered.root === 'string' ? layered.root : null), extra: extraValues }
 }
 
-function parseFlags (argv: string[]) {
+/** Flags of a command built on the server's options (`export`): those plus its own. */
+function parseFlags (argv: string[], extra: Flag[] = []) {
+  const all = [...FLAGS, ...extra]
   // util.parseArgs has no optional values: `--isolate` alone becomes `--isolate=require-corp`.
   const args = argv.map(a => {
-    const flag = FLAGS.find(f => a === `--${f.name}` && f.bare !== undefined)
+    const flag = all.find(f => a === `--${f.name}` && f.bare !== undefined)
     return flag === undefined ? a : `--${flag.name}=${flag.bare!}`
   })
-  const options = Object.fromEntries(FLAGS.map(f => [f.name, { type: f.arg === undefined ? 'boolean' : 'string', ...(f.short !== undefined ? { short: f.short } : {}), ...(f.multiple === true ? { multiple: true } : {}) }])) as NonNullable<Parameters<typeof parseArgs>[0]>['options']
+  const options = Object.fromEntries(all.map(f => [f.name, { type: f.arg === undefined ? 'boolean' : 'string', ...(f.short !== undefined ? { short: f.short } : {}), ...(f.multiple === true ? { multiple: true } : {}) }])) as NonNullable<Parameters<typeof parseArgs>[0]>['options']
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true })
   } catch (err) {
