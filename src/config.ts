@@ -188,6 +188,8 @@ export function helpText (): string {
   return [
     'Usage: wasm-serve [dir] [options]',
     '       wasm-serve compress <dir> [--encodings br,zstd,gzip] [--min-size SIZE] [--dry-run] [--force]',
+    '       wasm-serve export --target nginx|caddy|netlify|cloudflare-pages|vercel|s3 <dir> [--out PATH] [options]',
+    '       wasm-serve check <url> [more urls] [--json] [--timeout 10s] [--insecure]',
     '',
     'Serves dir (default: the bundled demo) with WebAssembly-tuned delivery: exact types, precompressed',
     'siblings, Content-Length and X-Decoded-Content-Length, content ETags, ranges, cache policy.',
