@@ -9,6 +9,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib'
+import { isHashedName } from '../../src/policy.js'
 import type { Files } from './site.js'
 
 export interface Faults {
@@ -31,7 +32,7 @@ export interface Faults {
   wrongDecodedLength: boolean
   /** pages `public, max-age=31536000, immutable` */
   immutableHtml: boolean
-  /** everything else `no-cache`, hashed names included */
+  /** hashed names `no-cache` like everything else (fault off: a year, immutable) */
   hashedNoCache: boolean
   /** dotfiles of `files` served */
   dotfiles: boolean
@@ -115,7 +116,8 @@ function answer (req: IncomingMessage, res: ServerResponse, { files, f, encode }
   const headers: Record<string, string> = { 'content-type': type }
   if (f.server !== undefined) headers.server = f.server
   headers.etag = f.sharedEtag ? `"${identity.length}-1"` : `"${identity.length}-${coding}"`
-  headers['cache-control'] = html ? (f.immutableHtml ? 'public, max-age=31536000, immutable' : 'no-cache') : f.hashedNoCache ? 'no-cache' : 'public, max-age=31536000, immutable'
+  const immutable = 'public, max-age=31536000, immutable'
+  headers['cache-control'] = html ? (f.immutableHtml ? immutable : 'no-cache') : isHashedName(name) && !f.hashedNoCache ? immutable : 'no-cache'
   if (!f.noVary) headers.vary = 'Accept-Encoding'
   if (coding !== 'identity') {
     headers['content-encoding'] = coding
