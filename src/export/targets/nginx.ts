@@ -139,8 +139,8 @@ function maps (site: Site, files: SiteFile[], spaPage: string | undefined): stri
     'geo $ws_dollar { default "$"; }',
     '',
     '# The file a GET or HEAD names ($uri is decoded, and after an index or SPA redirect names the file sent).',
-    '# A preflight gets none of a file\'s headers.',
-    'map $request_method $ws_file { OPTIONS ""; default $uri; }',
+    '# A preflight and a redirect get none of a file\'s headers (a 304 keeps them).',
+    'map "$request_method $status" $ws_file { "~^OPTIONS " ""; "~ 30[1278]$" ""; default $uri; }',
     block('map $ws_file $ws_group', [['default', '0'], ['""', '""'], ...[...groups.byPath].map(([path, id]) => [str(path), String(id)] as [string, string])]),
   ]
   for (const [i, name] of headerNames(groups).entries()) {
