@@ -91,14 +91,15 @@ function guards (site: Site): string[] {
   ]
   if (cors !== false) {
     const list = cors.origin === '*' ? undefined : [...cors.origin].sort(compare)
-    const origins = list === undefined ? '*' : list.map(token).join(' ')
+    // The header matcher takes one value a line; lines for the same field are alternatives.
+    const origins = (list ?? ['*']).map(o => `\theader Origin ${o === '*' ? '*' : token(o)}`)
     out.push(
       '# D13: a preflight gets 204 with Allow; an allowed Origin also gets the methods, the asked headers and a day of caching.',
       '@ws_options method OPTIONS',
       `header @ws_options Allow ${token(allow)}`,
       ...(list === undefined ? [] : ['header @ws_options Vary Origin']),
-      '@ws_preflight {', '\tmethod OPTIONS', `\theader Origin ${origins}`, '}',
-      '@ws_preflight_headers {', '\tmethod OPTIONS', `\theader Origin ${origins}`, '\theader Access-Control-Request-Headers *', '}',
+      '@ws_preflight {', '\tmethod OPTIONS', ...origins, '}',
+      '@ws_preflight_headers {', '\tmethod OPTIONS', ...origins, '\theader Access-Control-Request-Headers *', '}',
       'header @ws_preflight {',
       `\tAccess-Control-Allow-Origin ${list === undefined ? '*' : '{http.request.header.Origin}'}`,
       '\tAccess-Control-Allow-Methods "GET, HEAD, OPTIONS"',
@@ -109,7 +110,7 @@ function guards (site: Site): string[] {
       ''
     )
     if (list !== undefined) {
-      out.push('# D13: an allowed Origin is echoed on every file response.', `@ws_origin header Origin ${origins}`, 'header @ws_origin Access-Control-Allow-Origin {http.request.header.Origin}', '')
+      out.push('# D13: an allowed Origin is echoed on every file response.', '@ws_origin {', ...origins, '}', 'header @ws_origin Access-Control-Allow-Origin {http.request.header.Origin}', '')
     }
   }
   if (site.opts.dotfiles === 'deny') {
