@@ -65,10 +65,10 @@ export async function runExport (argv: string[], io: Io = { stdout: process.stdo
     const site = await readSite({ ...cli.options, root })
     const exported = target(site)
     const out = cli.extra.out
-    if (typeof out === 'string') await writeOut(resolve(cwd, out), exported)
-    else io.stdout.write(exported.files.length === 1 ? exported.files[0]!.text : exported.files.map(f => `# ==> ${f.name} <==\n${f.text}`).join('\n'))
+    const written = typeof out === 'string' ? await writeOut(resolve(cwd, out), exported) : []
+    if (typeof out !== 'string') io.stdout.write(exported.files.length === 1 ? exported.files[0]!.text : exported.files.map(f => `# ==> ${f.name} <==\n${f.text}`).join('\n'))
     for (const warning of exported.warnings) io.stderr.write(`${NAME}: warning: ${printable(warning)}\n`)
-    if (typeof out === 'string') io.stderr.write(`${NAME}: wrote ${exported.files.map(f => f.name).join(' and ')} for ${name} (${site.files.length} files)\n`)
+    if (written.length > 0) io.stderr.write(`${NAME}: wrote ${written.map(printable).join(' and ')} for ${name} (${site.files.length} files)\n`)
     return EXIT.ok
   } catch (err) {
     if (err instanceof StartError) { io.stderr.write(startErrorText(err, NAME)); return EXIT.usage }
@@ -81,10 +81,16 @@ async function isDirectory (path: string): Promise<boolean> {
   try { return (await stat(path)).isDirectory() } catch { return false }
 }
 
-/** One file: PATH itself, unless PATH is a directory; several: into PATH as a directory. */
-async function writeOut (path: string, exported: Exported): Promise<void> {
+/** One file: PATH itself, unless PATH is a directory; several: into PATH as a directory. Returns the paths written. */
+async function writeOut (path: string, exported: Exported): Promise<string[]> {
   const several = exported.files.length > 1
   const intoDir = several || await isDirectory(path)
   if (several) await mkdir(path, { recursive: true })
-  for (const file of exported.files) await writeAtomic(intoDir ? join(path, file.name) : path, Buffer.from(file.text))
+  const written: string[] = []
+  for (const file of exported.files) {
+    const target = intoDir ? join(path, file.name) : path
+    await writeAtomic(target, Buffer.from(file.text))
+    written.push(target)
+  }
+  return written
 }
