@@ -102,6 +102,15 @@ t.test('the fix is given in the terms of the engine named by Server, with its ex
   t.equal(finding(report, 'content-type', '/mod.wasm').fix, 'nginx: types { application/wasm wasm; } and no charset for it (charset_types must not list application/wasm) (or: wasm-serve export --target nginx <dir>)')
 })
 
+t.test('the export is not offered as the fix for what the engine\'s exported configuration cannot do either', async t => {
+  const base = await startBadServer(t, FILES, { ...NO_FAULTS, chunkedGzip: true, server: 'Caddy' })
+  const report = await checkUrls([`${base}/mod.wasm`], { timeoutMs: 5000 })
+  t.equal(report.engine, 'caddy')
+  const fix = finding(report, 'content-length', '/mod.wasm').fix ?? ''
+  t.match(fix, /^caddy: file_server \{ precompressed br zstd gzip \}.*caddyserver\/caddy#7251/)
+  t.notMatch(fix, /wasm-serve export/, 'Caddy 2.6 sends precompressed files chunked whatever the export says')
+})
+
 t.test('a big module whose length only a full download tells is read once, with progress by quarters', async t => {
   const big = Buffer.concat([Buffer.from('0061736d01000000', 'hex'), Buffer.alloc(5 * 1024 * 1024)])
   const base = await startBadServer(t, { 'big.wasm': big }, { ...NO_FAULTS, chunkedIdentity: true, noRanges: true })

@@ -62,7 +62,7 @@ const FIXES: Partial<Record<RuleId, Fixes>> = {
   'content-length': {
     any: 'send encoded modules from precompressed files, whose length is known (on-the-fly compression goes chunked)',
     nginx: 'gzip_static on; brotli_static on; instead of gzip on; (which streams chunked)',
-    caddy: 'file_server { precompressed br zstd gzip } instead of encode (Caddy before 2.10 sends encode chunked)',
+    caddy: 'file_server { precompressed br zstd gzip } instead of encode (which streams chunked), on a Caddy that has caddyserver/caddy#7251 (merged September 2025): older ones send precompressed files chunked too',
   },
   vary: {
     any: 'send Vary: Accept-Encoding on every response of a file that has encodings',
@@ -136,12 +136,26 @@ const FIXES: Partial<Record<RuleId, Fixes>> = {
   },
 }
 
-/** The fix for `rule` on this engine, with the export command where there is one. */
+/**
+ * What an engine's exported configuration cannot do either (the warnings `wasm-serve export` prints
+ * for it): the export is not offered as the fix for these.
+ */
+const BEYOND_EXPORT: Partial<Record<Engine, RuleId[]>> = {
+  nginx: ['early-hints'],
+  caddy: ['early-hints', 'content-length', 'decoded-length'],
+  netlify: ['early-hints', 'decoded-length', 'spa-fallback', 'encoding', 'content-length'],
+  cloudflare: ['decoded-length', 'spa-fallback', 'encoding', 'content-length'],
+  vercel: ['early-hints', 'decoded-length', 'encoding', 'content-length'],
+  s3: ['early-hints', 'decoded-length', 'spa-fallback', 'encoding', 'vary', 'isolation', 'preload'],
+}
+
+/** The fix for `rule` on this engine, with the export command where it would fix it. */
 export function fixFor (rule: RuleId, engine: Engine | undefined): string {
   const fixes = FIXES[rule] ?? {}
   const specific = engine === undefined ? undefined : fixes[engine]
   const text = specific !== undefined ? `${engine}: ${specific}` : fixes.any ?? 'see docs/delivery.md'
   const target = engine === undefined ? undefined : EXPORT_TARGET[engine]
-  const exportable = rule !== 'reachable' && rule !== 'secure-context' && rule !== 'q-values' && rule !== 'not-modified' && rule !== 'head'
+  const exportable = rule !== 'reachable' && rule !== 'secure-context' && rule !== 'q-values' && rule !== 'not-modified' && rule !== 'head' &&
+    !(engine !== undefined && BEYOND_EXPORT[engine]?.includes(rule) === true)
   return target !== undefined && exportable ? `${text} (or: wasm-serve export --target ${target} <dir>)` : text
 }
