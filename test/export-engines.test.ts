@@ -5,21 +5,15 @@
  * (wasm-serve serving the same directory with the same options). Skipped, with the reason, where an
  * engine is not installed.
  */
-import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { runCli } from './helpers/cli.js'
 import { get, type Got, type RequestHeaders } from './helpers/http.js'
-import { until } from './helpers/poll.js'
+import { NO_CADDY, NO_NGINX, startCaddy, startNginx, validate } from './helpers/engines.js'
 import { startCliApp } from './helpers/server.js'
 import { BR, GZ, JS, PAGE, SQLITE, WEBP, makeSite, tempDir } from './helpers/site.js'
-
-const BROTLI_MODULE = '/usr/lib/nginx/modules/ngx_http_brotli_static_module.so'
-const NO_NGINX = spawnSync('nginx', ['-v']).status !== 0 ? 'nginx is not installed (apt-get install nginx libnginx-mod-http-brotli-static)' : !existsSync(BROTLI_MODULE) ? `no ${BROTLI_MODULE} (apt-get install libnginx-mod-http-brotli-static)` : undefined
-const NO_CADDY = spawnSync('caddy', ['version']).status !== 0 ? 'caddy is not installed (apt-get install caddy)' : undefined
 
 /** Every kind of file the export must handle: siblings, a hash, pages, a Unity lone .br, a dotfile, awkward names. */
 const FILES = {
@@ -90,86 +84,11 @@ function view (got: Got, extra: string[]): Record<string, unknown> {
   return { status: got.status, ...Object.fromEntries(names.map(n => [n, got.headers[n]])) }
 }
 
-/** A port nothing listens on now (the engine may still lose a race for it: callers retry). */
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
-
 /** Runs `wasm-serve export` through the real CLI and returns what it printed. */
 async function exportWith (t: Test, args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
   const proc = runCli(t, ['export', ...args])
   const { code } = await proc.exited
   return { code, ...proc.out }
-}
-
-/** An engine process serving on a fresh port; retried when the port was taken meanwhile. */
-async function startEngine (t: Test, name: string, launch: (port: number) => { cmd: string, args: string[], env?: NodeJS.ProcessEnv }): Promise<string> {
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort()
-    const { cmd, args, env } = launch(port)
-    const child = spawn(cmd, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let output = ''
-    child.stdout.on('data', (b: Buffer) => { output += b.toString() })
-    child.stderr.on('data', (b: Buffer) => { output += b.toString() })
-    let exited = false
-    const exit = new Promise(resolve => child.on('exit', () => { exited = true; resolve(undefined) }))
-    // SIGTERM: nginx's master then stops its workers (after SIGKILL they would live on).
-    t.teardown(async () => { if (!exited) { child.kill('SIGTERM'); await exit } })
-    const url = `http://127.0.0.1:${port}`
-    const up = await until(async () => exited || await get(url + '/index.html').then(() => true, () => false), { timeout: 10_000, what: `${name} to listen\n${output}` })
-    if (up && !exited) return url
-    if (!/address already in use/i.test(output) || attempt >= 3) throw new Error(`${name} did not start:\n${output}`)
-  }
-}
-
-/** nginx, unprivileged from a temp dir, with the exported file included in http {} as documented. */
-async function startNginx (t: Test, exported: string): Promise<string> {
-  const dir = tempDir(t, 'nginx')
-  return startEngine(t, 'nginx', port => {
-    writeFileSync(join(dir, 'site.conf'), exported.replace('listen 8080;', `listen 127.0.0.1:${port};`))
-    writeFileSync(join(dir, 'nginx.conf'), [
-      `load_module ${BROTLI_MODULE};`,
-      // As root, nginx's workers would run as nobody and not read the 0700 temp dirs.
-      ...(process.getuid?.() === 0 ? ['user root;'] : []),
-      `pid ${dir}/nginx.pid;`,
-      `error_log ${dir}/error.log warn;`,
-      'events {}',
-      'http {',
-      '  access_log off;',
-      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(k => `  ${k}_temp_path ${dir};`),
-      `  include ${dir}/site.conf;`,
-      '}',
-      '',
-    ].join('\n'))
-    return { cmd: 'nginx', args: ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'] }
-  })
-}
-
-/** Caddy with its admin endpoint off and its state in a temp dir; the site address from SITE_ADDRESS as documented. */
-async function startCaddy (t: Test, exported: string): Promise<string> {
-  const dir = tempDir(t, 'caddy')
-  writeFileSync(join(dir, 'Caddyfile'), `{\n\tadmin off\n}\n${exported}`)
-  return startEngine(t, 'caddy', port => ({
-    cmd: 'caddy',
-    args: ['run', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')],
-    env: { ...process.env, SITE_ADDRESS: `http://127.0.0.1:${port}`, HOME: dir, XDG_CONFIG_HOME: dir, XDG_DATA_HOME: dir },
-  }))
-}
-
-function validate (engine: 'nginx' | 'caddy', dir: string, exported: string): { status: number | null, output: string } {
-  if (engine === 'caddy') {
-    writeFileSync(join(dir, 'Caddyfile'), `{\n\tadmin off\n}\n${exported}`)
-    const r = spawnSync('caddy', ['validate', '--adapter', 'caddyfile', '--config', join(dir, 'Caddyfile')], { env: { ...process.env, HOME: dir, XDG_CONFIG_HOME: dir, XDG_DATA_HOME: dir } })
-    return { status: r.status, output: `${r.stdout.toString()}${r.stderr.toString()}` }
-  }
-  writeFileSync(join(dir, 'site.conf'), exported)
-  writeFileSync(join(dir, 'nginx.conf'), `load_module ${BROTLI_MODULE};\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp { include ${dir}/site.conf; }\n`)
-  const r = spawnSync('nginx', ['-t', '-p', dir, '-c', join(dir, 'nginx.conf')])
-  return { status: r.status, output: r.stderr.toString() }
 }
 
 /** A site with FILES, readable by an engine's worker, and its config file. */
