@@ -37,7 +37,9 @@ const OPTIONS = {
   spa: 'index.html',
   // Both sides serve what is on disk: an engine does not compress on the fly as wasm-serve would (D4).
   compress: { onTheFly: false },
-  routes: [{ match: '**/*.js', cacheControl: 'public, max-age=60', headers: { 'x-route': 'js' } }],
+  // No delta announcements (D18): an engine cannot make deltas, so the export leaves them out, and
+  // on Node 24 the reference server would announce them for modules.
+  routes: [{ match: '**/*.js', cacheControl: 'public, max-age=60', headers: { 'x-route': 'js' }, dictionary: false as const }, { match: '**', dictionary: false as const }],
 }
 
 /** Headers an engine is told about by the export, compared with wasm-serve's on every 2xx/3xx. */

@@ -30,7 +30,9 @@ const OPTIONS: WasmServeOptions = {
   preload: ['/sqlite3.wasm'],
   spa: 'index.html',
   compress: { onTheFly: false },
-  routes: [{ match: 'docs/**', cacheControl: 'public, max-age=60', headers: { 'X-Robots-Tag': 'noindex' } }],
+  // No delta announcements (D18): an engine exported to cannot make deltas, so the model has none,
+  // and on Node 24 the server would announce them for modules.
+  routes: [{ match: 'docs/**', cacheControl: 'public, max-age=60', headers: { 'X-Robots-Tag': 'noindex' } }, { match: '**', dictionary: false }],
 }
 
 /** Headers of a response that an engine computes itself, per representation (not in the model). */
