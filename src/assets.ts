@@ -9,6 +9,7 @@ import { ENCODINGS, type EncodingToken } from './encodings.js'
 import { representation } from './headers.js'
 import { loadFile } from './load.js'
 import { isTransient } from './transient.js'
+import { sniffUnityWebFile, unityWebInner } from './unityweb.js'
 import type { Asset, FilePolicy, Loaded } from './types.js'
 import type { FileFacts, RootDir, WarnOnce } from './walk.js'
 
@@ -37,7 +38,11 @@ export async function indexGroup (ctx: IndexContext, base: string): Promise<Map<
     return bytes
   }
   const next = new Map<string, Asset | undefined>()
-  next.set(base, original === undefined ? undefined : await originalAsset(ctx, { original, siblings, load }))
+  // Unity's `game.wasm.unityweb` is gzip, brotli or neither, whatever its name: an encoded one is
+  // answered as a lone sibling would be, with its coding when the client accepts it (D3).
+  const unityCoding = original !== undefined && unityWebInner(base) !== undefined ? await sniffUnityWebFile(original.abs) : undefined
+  if (original !== undefined && unityCoding !== undefined) next.set(base, await directAsset(ctx, { sib: original, token: unityCoding, encoded: await load(original, unityCoding), original: undefined }))
+  else next.set(base, original === undefined ? undefined : await originalAsset(ctx, { original, siblings, load }))
   for (const [i, sib] of siblings.entries()) {
     const { token, suffix } = ENCODINGS[i]!
     if (sib === undefined) next.set(base + suffix, undefined)

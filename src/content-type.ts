@@ -1,12 +1,16 @@
 import mime from 'mime-types'
 import { encodingOfSuffix } from './encodings.js'
+import { unityWebInner } from './unityweb.js'
 
 /**
  * Content-Type for a file name (D1 in docs/delivery.md). `.wasm` is always exactly `application/wasm`: browsers
  * reject any parameter (`application/wasm; charset=utf-8`) in instantiateStreaming (WebAssembly
  * web-api spec, "Content-Type is not application/wasm"). Text types carry `; charset=utf-8`.
+ * Unity's `game.wasm.unityweb` is typed as the name inside it, `game.wasm` (unityweb.ts).
  */
 export function contentTypeFor (name: string): string {
+  const inner = unityWebInner(name)
+  if (inner !== undefined) return contentTypeFor(inner)
   if (name.toLowerCase().endsWith('.wasm')) return 'application/wasm'
   return mime.contentType(name.slice(name.lastIndexOf('/') + 1)) || 'application/octet-stream'
 }

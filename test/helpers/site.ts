@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { brotliCompressSync, constants, gzipSync } from 'node:zlib'
+import { brotliCompressSync, brotliDecompressSync, constants, gzipSync } from 'node:zlib'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 export const SQLITE_WASM_PATH = join(ROOT, 'node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm')
@@ -73,4 +73,38 @@ export function makeSite (t: Teardown, files: Files = SITE): string {
   const root = tempDir(t)
   writeFiles(root, files)
   return root
+}
+
+/**
+ * `data` gzipped as Unity writes a `.unityweb` file: its marker in the header's FCOMMENT field
+ * (RFC 1952 §2.3.1, flag bit 4), where Unity's loader looks for it.
+ */
+export function unityGzip (data: Buffer): Buffer {
+  const gz = gzipSync(data, { level: 6 })
+  const comment = Buffer.from('UnityWeb Compressed Content (gzip)\0', 'latin1')
+  return Buffer.concat([gz.subarray(0, 3), Buffer.from([gz[3]! | 0x10]), gz.subarray(4, 10), comment, gz.subarray(10)])
+}
+
+/**
+ * `data` in brotli as Unity writes a `.unityweb` file: the stream opens with a metadata meta-block
+ * holding Unity's marker (RFC 7932 §9.2), as its compressor's comment option writes it. Node's
+ * encoder cannot write metadata, so its stream is taken apart after WBITS (§9.1), the metadata block
+ * inserted, and the rest shifted onto the byte boundary that block ends on.
+ */
+export function unityBrotli (data: Buffer): Buffer {
+  const plain = brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } })
+  const marker = Buffer.from('UnityWeb Compressed Content (brotli)', 'latin1')
+  const n = (plain[0]! & 1) === 0 ? 1 : (plain[0]! & 0x0e) !== 0 ? 4 : 7
+  // WBITS, then ISLAST 0, MNIBBLES "11", reserved 0, MSKIPBYTES 1, MSKIPLEN-1, least significant bit first.
+  const bits = (plain[0]! & ((1 << n) - 1)) + ((0b110 | (1 << 4) | ((marker.length - 1) << 6)) << n)
+  const head = Buffer.alloc(Math.ceil((n + 14) / 8))
+  for (let i = 0; i < head.length; i++) head[i] = (bits >>> (8 * i)) & 0xff
+  const rest = Buffer.alloc(plain.length)
+  for (let i = 0; i < plain.length; i++) rest[i] = ((plain[i]! >> n) | ((plain[i + 1] ?? 0) << (8 - n))) & 0xff
+  // The shifted stream ends n bits earlier: its last byte may be padding only. Keep the shortest that decodes.
+  for (const length of [rest.length - 1, rest.length]) {
+    const candidate = Buffer.concat([head, marker, rest.subarray(0, length)])
+    try { if (brotliDecompressSync(candidate).equals(data)) return candidate } catch {}
+  }
+  throw new Error('could not add the Unity marker to the brotli stream')
 }
