@@ -56,7 +56,7 @@ function isHexHash (part: string): boolean {
  * Whether an 8-character tail reads as what people name files: one word (`Carousel`), words in
  * CamelCase or upper case (`DarkMode`, `NotoSans`, `GAMEOVER`), or words and one number at an end
  * (`ResNet50`, `Player01`, `Stage_01`, `IMG_1234`, `Item3D`). A word has a vowel and no run of four
- * consonants (in capitals, also a vowel in every four letters); acronyms of up to three capitals count. A hash mixes cases and
+ * consonants, opening as English words do (in capitals, also a vowel in every four letters); acronyms of up to three capitals count. A hash mixes cases and
  * digits in runs no word has (`BXaH3k2f`, `K7ZBXP5Q`); the few hashes that read as words lose only
  * their year of caching.
  */
@@ -70,11 +70,17 @@ function readsAsWords (tail: string): boolean {
   return words.every(w => w === '-' || w === '_' || isWord(w))
 }
 
+/** The two-consonant starts of English words. */
+const ONSETS = new Set(['bl', 'br', 'ch', 'cl', 'cr', 'dr', 'dw', 'fl', 'fr', 'gl', 'gn', 'gr', 'kl', 'kn', 'kr', 'ph', 'pl', 'pr', 'ps', 'sc', 'sh', 'sk', 'sl', 'sm', 'sn', 'sp', 'sq', 'st', 'sw', 'th', 'tr', 'ts', 'tw', 'wh', 'wr'])
+
 function isWord (token: string): boolean {
   if (token.length === 1) return /^[vx]$/i.test(token) // `Hero_v2`, `x64`
   if (/^[A-Z]{2,3}$/.test(token)) return true
   const vowels = token.match(/[aeiouy]/gi)?.length ?? 0
   if (token.length < 2 || vowels === 0 || /[^aeiouy]{4}/i.test(token)) return false
+  // Two consonants open a word only as English onsets do (`Stage`, `Track`, `Player`), not `Tda`.
+  const start = token.slice(0, 2).toLowerCase()
+  if (/^[^aeiouy]{2}/.test(start) && !ONSETS.has(start)) return false
   // Capitals are compared letter by letter: a base32 hash has a vowel in about one letter in five.
   return token !== token.toUpperCase() || vowels * 4 >= token.length
 }

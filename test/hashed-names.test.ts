@@ -37,6 +37,8 @@ const HASHED: Array<[string, string]> = [
   ['_app/immutable/chunks/CazlH01L.js', 'SvelteKit chunk named by its hash alone'],
   ['_app/immutable/assets/0.BGvNULEu.css', 'SvelteKit stylesheet'],
   ['_app/immutable/chunks/stores.31affb43.js', 'SvelteKit 1 (Vite 4): 8 hex'],
+  ['_app/immutable/entry/start.vIgh-Gbe.js', 'SvelteKit entry, hash with a dash and no digit'],
+  ['assets/index-DiwrgTda.js', 'Vite hash without a digit'],
   // esbuild and Angular 17+ (application builder): [name]-[hash:8], base32 upper case
   ['main-K7ZBXP5Q.js', 'esbuild entry'],
   ['polyfills-FFHMD2TL.js', 'Angular 17 polyfills'],
@@ -127,7 +129,7 @@ t.test('the hash found is the part a bundler wrote', async t => {
 t.test('a framework\'s immutable folder is immutable whatever the names in it (Next.js, SvelteKit)', async t => {
   const rule = cacheRules(resolveOptions({}))
   t.same(rule('_next/static/I0JjY_SsFNIFkY51LHHZ8/_buildManifest.js'), { cacheControl: IMMUTABLE, rule: 'bundler folder "_next/static/"' })
-  t.same(rule('_app/immutable/entry/start.vIgh-Gbe.js'), { cacheControl: IMMUTABLE, rule: 'bundler folder "_app/immutable/"' })
+  t.same(rule('_app/immutable/entry/start.abc.js'), { cacheControl: IMMUTABLE, rule: 'bundler folder "_app/immutable/"' })
   t.same(rule('static/assets/_next/x.js'), { cacheControl: REVALIDATE, rule: 'default: no content hash in the name' })
 })
 

@@ -8,7 +8,7 @@ import { resolveOptions, type WasmServeOptions } from '../src/options.js'
 /** [name as served, is it content-hashed, where the name comes from] */
 const NAMES: Array<[string, boolean, string]> = [
   // Vite / Rollup: `[name]-[hash:8]`, base64url (may contain - and _, may have no digit)
-  ['assets/index-DiwrgTda.js', false, 'Vite hash that reads as two words (Diwrg, Tda): a missed hash costs a 304'],
+  ['assets/index-DiwrgTda.js', true, 'Vite entry chunk, hash without digits, in assets/'],
   ['assets/index-C-ArJ-KI.js', true, 'Vite hash containing dashes, no digit, in assets/'],
   ['index-C-ArJ-KI.js', false, 'the same without digit outside a bundler folder'],
   ['vendor-B8Ldc9_9.js', true, 'Rollup hash containing an underscore'],
