@@ -29,6 +29,7 @@ async function main (argv: string[]): Promise<number> {
   }
   if (argv[0] === 'export') return (await import('./export/index.js')).runExport(argv.slice(1))
   if (argv[0] === 'check') return (await import('./check/index.js')).runCheck(argv.slice(1))
+  if (argv[0] === 'explain') return (await import('./explain.js')).runExplain(argv.slice(1))
   const cli = parseCli(argv, process.env, process.cwd())
   if (cli.help) { process.stdout.write(helpText()); return EXIT.ok }
   if (cli.version) { process.stdout.write(`wasm-serve ${VERSION}\n`); return EXIT.ok }

@@ -112,7 +112,8 @@ export function parseAvailableDictionary (header: string | string[] | undefined)
 export function matchPatternFor (urlPath: string, hashedPart: (name: string) => string | undefined): string {
   const slash = urlPath.lastIndexOf('/')
   const name = urlPath.slice(slash + 1)
-  const hash = hashedPart(name)
+  // The whole path: a hash without a digit counts only in a bundler folder (D10).
+  const hash = hashedPart(urlPath)
   const pattern = hash === undefined ? name : name.replace(hash, '*')
   return escapePattern(urlPath.slice(0, slash + 1)) + escapePattern(pattern).replace('\\*', '*')
 }

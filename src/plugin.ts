@@ -72,7 +72,7 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
   const { onTheFly, minSize } = opts.compress
   const cacheDir = onTheFly ? cacheDirFor(opts, root) : null
   const tokens = opts.precompressed
-  const policy = compilePolicy(opts, { on: Deltas.supported, prefix })
+  const policy = compilePolicy(opts, { on: Deltas.supported, prefix }, fastify.log)
   const catalog = await Catalog.open({
     root,
     memoryBudget: budgetWithinMachine(opts.memoryBudget, fastify.log),

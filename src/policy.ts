@@ -12,14 +12,17 @@ export const IMMUTABLE = 'public, max-age=31536000, immutable'
 export const REVALIDATE = 'no-cache'
 
 /**
- * Does the file name carry a content hash (D10)? Recognises the hashes bundlers emit:
- * - hex runs of 8+ that mix digits and letters (Parcel `index.2b3c4d5e.js`, webpack `[contenthash]`
- *   20 hex, Unity "name files as hashes" 32 hex, wasm-pack via webpack);
- * - Rollup/Vite and esbuild `name-XXXXXXXX.ext`: 8 base64url/base32 characters after the last `-`
- *   that are not all lower-case letters or all digits (`index-DiwrgTda.js`, `main-K7ZBXP5Q.js`).
- * Versions (`jquery-3.7.1.min.js`), years (`report-2024.pdf`) and plain names (`sqlite3.wasm`) do
- * not count: a false "hashed" would pin a changing file in caches for a year, a false "not hashed"
- * only costs a 304.
+ * Does the file name carry a content hash a bundler put there (D10)? Two shapes count:
+ * - a hex run of 8 or more, one letter case, with digits and letters (Parcel `index.2b3c4d5e.js`,
+ *   webpack `[contenthash]` 20 hex, Angular 16 hex, Next.js 16 hex, Unity "name files as hashes" 32
+ *   hex, trunk `app-<16 hex>_bg.wasm`), unless it reads as a word and a number (`facade01`, `cafe2024`);
+ * - 8 base64url or base32 characters after the last `-` or `.` (Rollup/Vite `index-BXaH3k2f.js`,
+ *   Astro and SvelteKit `index.BXaH3k2f.js`, esbuild and Angular 17+ `main-K7ZBXP5Q.js`) that do not
+ *   read as words people write: `GameOver`, `NotoSans`, `ResNet50`, `Player01`, `Stage_01`, `IMG_1234`
+ *   never count. Such a tail needs a digit, or must lie in a folder bundlers write their output to
+ *   (`assets/`, `_astro/`, …): about a fifth of real 8-character hashes have no digit.
+ * A false "hashed" pins a changing file in browsers for a year; a false "not hashed" only costs a 304,
+ * so every doubt falls on the side of "not hashed".
  */
 export function isHashedName (fileName: string): boolean {
   return hashIn(fileName) !== undefined
@@ -27,46 +30,128 @@ export function isHashedName (fileName: string): boolean {
 
 /** The content hash in a file name, as isHashedName recognises it, or undefined. */
 export function hashIn (fileName: string): string | undefined {
-  const base = originalName(fileName.slice(fileName.lastIndexOf('/') + 1))
+  const slash = fileName.lastIndexOf('/')
+  const base = originalName(fileName.slice(slash + 1))
+  for (const part of base.split(/[.\-_]/)) if (isHexHash(part)) return part
   const stem = base.replace(/\.[^.]*$/, '')
-  for (const part of base.split(/[.\-_]/)) {
-    if (/^[0-9a-f]{8,}$/i.test(part) && /\d/.test(part) && (/[a-f]/i.test(part) || part.length >= 16)) return part
-  }
-  const tail = /-([A-Za-z0-9_-]{8})$/.exec(stem)?.[1]
-  // One capitalised word (`widget-Carousel`, `Lato-Hairline`) or a camera name (`photo-IMG_1234`):
-  // names people give, rare as hashes ((26/64)^8: a Vite hash looks like one such word about once in 1,400).
-  if (tail === undefined || isWords(tail) || /^[A-Z][a-z]{7}$/.test(tail) || /^[A-Z]{3,4}_\d+$/.test(tail)) return undefined
-  return !/^[a-z]+$/.test(tail) && !/^\d+$/.test(tail) && /[A-Z0-9]/.test(tail) && /[a-zA-Z]/.test(tail) ? tail : undefined
+  const inAssetDir = ASSET_DIRS.test(fileName.slice(0, slash + 1))
+  // SvelteKit names some chunks by their hash alone (`_app/immutable/chunks/CazlH01L.js`).
+  const tail = (inAssetDir ? /(?:^|[.-])([A-Za-z0-9_-]{8})$/ : /[.-]([A-Za-z0-9_-]{8})$/).exec(stem)?.[1]
+  if (tail === undefined || !/[A-Za-z]/.test(tail) || /^[a-z_-]+$/.test(tail) || readsAsWords(tail)) return undefined
+  return /\d/.test(tail) || inAssetDir ? tail : undefined
+}
+
+/** Folders bundlers write hashed output to: Vite/Rollup `assets/`, Astro `_astro/`, SvelteKit, Next.js, create-react-app `static/js|css|media/`. */
+const ASSET_DIRS = /(?:^|\/)(?:assets|_astro|_app\/immutable(?:\/[^/]+)?|_next\/static(?:\/[^/]+)*|static\/(?:js|css|media))\/$/
+
+function isHexHash (part: string): boolean {
+  if (part.length < 8 || !(/^[0-9a-f]+$/.test(part) || /^[0-9A-F]+$/.test(part)) || !/\d/.test(part)) return false
+  if (part.length >= 16) return true
+  // A word of hex letters and a number (`facade01`, `cafe2024`) is a name, not a hash.
+  const wordAndNumber = /^([a-f]{4,})\d+$|^\d+([a-f]{4,})$/i.exec(part)
+  return /[a-f]/i.test(part) && !(wordAndNumber !== null && /[ae]/i.test(wordAndNumber[1] ?? wordAndNumber[2]!))
 }
 
 /**
- * Capitalised words that end asset names without being hashes: font styles (`OpenSans-SemiBold`,
- * `Inter-Variable`) and icon names. A Vite hash can also look like two words (`DiwrgTda`), so only
- * names made entirely of these words are excluded.
+ * Whether an 8-character tail reads as what people name files: one word (`Carousel`), words in
+ * CamelCase or upper case (`DarkMode`, `NotoSans`, `GAMEOVER`), or words and one number at an end
+ * (`ResNet50`, `Player01`, `Stage_01`, `IMG_1234`, `Item3D`). A word has a vowel and no run of four
+ * consonants, opening as English words do (in capitals, also a vowel in every four letters); acronyms of up to three capitals count. A hash mixes cases and
+ * digits in runs no word has (`BXaH3k2f`, `K7ZBXP5Q`); the few hashes that read as words lose only
+ * their year of caching.
  */
-const WORDS = new Set(['regular', 'bold', 'semi', 'extra', 'ultra', 'demi', 'black', 'heavy', 'light', 'thin', 'medium', 'italic', 'oblique', 'variable', 'condensed', 'expanded', 'narrow', 'wide', 'book', 'roman', 'display', 'text', 'mono', 'download', 'upload', 'close', 'open', 'menu', 'search', 'settings', 'arrow', 'left', 'right', 'up', 'down', 'home', 'user', 'logo', 'icon', 'small', 'large', 'dark'])
-function isWords (tail: string): boolean {
-  const parts = tail.match(/[A-Z][a-z]+|[a-z]+/g)
-  return parts !== null && parts.join('') === tail && parts.every(p => WORDS.has(p.toLowerCase()))
+function readsAsWords (tail: string): boolean {
+  if (/^[A-Z]?[a-z]+$/.test(tail)) return true
+  // A name and a number, separated: `Stage_01`, `IMG_1234`, `level-10`.
+  if (/^[A-Za-z]+[_-]\d+$|^\d+[_-][A-Za-z]+$/.test(tail)) return true
+  // One number, maybe in parts (`1_1`), at either end; a unit letter may follow it (`3D`, `Level10A`).
+  if (/\d/.test(tail) && !/^[A-Za-z_-]*\d+(?:[_-]\d+)*[A-Za-z]?$|^\d+[A-Za-z_-]*$/.test(tail)) return false
+  const words = tail.replace(/\d+(?:[_-]\d+)*[A-Za-z]?$|^\d+/, '').match(/[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[-_]/g) ?? []
+  return words.every(w => w === '-' || w === '_' || isWord(w))
 }
 
-/** The configured routes, compiled once: the first one whose glob matches a path, if any. */
-function routeFinder (opts: ResolvedOptions): (path: string) => RouteOptions | undefined {
-  const routes = opts.routes.map(route => ({ test: picomatch(route.match, { dot: true }), route }))
-  return path => routes.find(r => r.test(path))?.route
+/** The two-consonant starts of English words. */
+const ONSETS = new Set(['bl', 'br', 'ch', 'cl', 'cr', 'dr', 'dw', 'fl', 'fr', 'gl', 'gn', 'gr', 'kl', 'kn', 'kr', 'ph', 'pl', 'pr', 'ps', 'sc', 'sh', 'sk', 'sl', 'sm', 'sn', 'sp', 'sq', 'st', 'sw', 'th', 'tr', 'ts', 'tw', 'wh', 'wr'])
+
+function isWord (token: string): boolean {
+  if (token.length === 1) return /^[vx]$/i.test(token) // `Hero_v2`, `x64`
+  if (/^[A-Z]{2,3}$/.test(token)) return true
+  const vowels = token.match(/[aeiouy]/gi)?.length ?? 0
+  if (token.length < 2 || vowels === 0 || /[^aeiouy]{4}/i.test(token)) return false
+  // Two consonants open a word only as English onsets do (`Stage`, `Track`, `Player`), not `Tda`.
+  const start = token.slice(0, 2).toLowerCase()
+  if (/^[^aeiouy]{2}/.test(start) && !ONSETS.has(start)) return false
+  // Capitals are compared letter by letter: a base32 hash has a vowel in about one letter in five.
+  return token !== token.toUpperCase() || vowels * 4 >= token.length
 }
 
-/** Compiles the configured routes once; returns the per-file policy function. */
-export function compilePolicy (opts: ResolvedOptions, dictionaries: DictionaryPolicy = NO_DICTIONARIES): (path: string, type: string, size?: number) => FilePolicy {
+/** The configured routes, compiled once: the first one whose glob matches a path, if any, with its index. */
+function routeFinder (opts: ResolvedOptions): (path: string) => { route: RouteOptions, index: number } | undefined {
+  const routes = opts.routes.map((route, index) => ({ test: picomatch(route.match, { dot: true }), route, index }))
+  return path => routes.find(r => r.test(path))
+}
+
+/**
+ * Folders whose framework serves every file in them immutable, because each build writes new names:
+ * Next.js `_next/static/` (its chunks, CSS, media and `<buildId>/` manifests; nextjs.org docs, "Caching")
+ * and SvelteKit `_app/immutable/`.
+ */
+const IMMUTABLE_DIRS = /(?:^|\/)(_next\/static|_app\/immutable)\//
+
+/** Which rule set a file's Cache-Control (D10), in words, for the debug log and `wasm-serve explain`. */
+export interface CacheDecision { cacheControl: string, rule: string }
+
+/**
+ * D10, in order: the first matching route with `cacheControl`, then `noCache` globs, then
+ * `immutable` globs, then the name (a content hash, or a framework's immutable folder), else no-cache.
+ */
+export function cacheRules (opts: ResolvedOptions): (path: string) => CacheDecision {
   const routeOf = routeFinder(opts)
+  const globs = (list: string[]) => list.map(glob => ({ glob, test: picomatch(glob, { dot: true }) }))
+  const noCache = globs(opts.noCache)
+  const immutable = globs(opts.immutable)
+  return path => {
+    const found = routeOf(path)
+    if (found?.route.cacheControl !== undefined) return { cacheControl: found.route.cacheControl, rule: `route ${found.index} "${found.route.match}"` }
+    const revalidated = noCache.find(g => g.test(path))
+    if (revalidated !== undefined) return { cacheControl: REVALIDATE, rule: `noCache "${revalidated.glob}"` }
+    const pinned = immutable.find(g => g.test(path))
+    if (pinned !== undefined) return { cacheControl: IMMUTABLE, rule: `immutable "${pinned.glob}"` }
+    const hash = hashIn(path)
+    if (hash !== undefined) return { cacheControl: IMMUTABLE, rule: `hashed name "${hash}"` }
+    const dir = IMMUTABLE_DIRS.exec(path)?.[1]
+    if (dir !== undefined) return { cacheControl: IMMUTABLE, rule: `bundler folder "${dir}/"` }
+    return { cacheControl: REVALIDATE, rule: 'default: no content hash in the name' }
+  }
+}
+
+/** A file's policy and, for each header it sets, the rule that gave it (D-number and reason). */
+export interface ExplainedPolicy { policy: FilePolicy, rules: Record<string, string> }
+
+/** Compiles the configured routes once; returns the per-file policy function. With `log`, each file's cache rule is logged at debug level. */
+export function compilePolicy (opts: ResolvedOptions, dictionaries: DictionaryPolicy = NO_DICTIONARIES, log?: Logger): (path: string, type: string, size?: number) => FilePolicy {
+  const explained = explainPolicy(opts, dictionaries)
   return (path, type, size) => {
-    const route = routeOf(path)
+    const { policy, rules } = explained(path, type, size)
+    log?.debug({ path, cacheControl: policy.headers['cache-control'], rule: rules['cache-control'] }, 'cache policy')
+    return policy
+  }
+}
+
+/** The per-file policy function, also saying which rule gave each header (`wasm-serve explain`). */
+export function explainPolicy (opts: ResolvedOptions, dictionaries: DictionaryPolicy = NO_DICTIONARIES): (path: string, type: string, size?: number) => ExplainedPolicy {
+  const routeOf = routeFinder(opts)
+  const cacheOf = cacheRules(opts)
+  return (path, type, size) => {
+    const found = routeOf(path)
+    const route = found?.route
     const isDocument = type.startsWith('text/html')
-    const headers: Record<string, string> = {
-      'cache-control': route?.cacheControl ?? (isHashedName(path) ? IMMUTABLE : REVALIDATE),
-      ...isolationHeaders(opts, type),
-      ...corsHeaders(opts),
-    }
+    const cache = cacheOf(path)
+    const headers: Record<string, string> = { 'cache-control': cache.cacheControl }
+    const rules: Record<string, string> = { 'cache-control': `D10 ${cache.rule}` }
+    const add = (set: Record<string, string>, rule: string) => { for (const [name, value] of Object.entries(set)) { headers[name] = value; rules[name] = rule } }
+    add(isolationHeaders(opts, type), `D12 crossOriginIsolation ${String(opts.crossOriginIsolation)}`)
+    add(corsHeaders(opts), `D13 cors ${opts.cors === false ? '' : Array.isArray(opts.cors.origin) ? opts.cors.origin.join(',') : opts.cors.origin}`)
     const configured = route?.dictionary
     // A file this small gains nothing from a delta (nor from compression: compress.minSize), a
     // sibling asked for by name (x.wasm.br) is not the module a browser would store, and a browser
@@ -77,12 +162,18 @@ export function compilePolicy (opts: ResolvedOptions, dictionaries: DictionaryPo
     if (match !== undefined) {
       const id = typeof configured === 'object' ? `, id=${sfString(configured.id)}` : ''
       headers['use-as-dictionary'] = `match=${sfString(match)}${id}`
+      rules['use-as-dictionary'] = configured !== undefined ? `D18 route ${found!.index} dictionary` : 'D18 a module that stays fresh'
       headers.vary = headers.vary === undefined ? 'Available-Dictionary' : `${headers.vary}, Available-Dictionary`
+      rules.vary = rules.vary === undefined ? 'D18 delta updates' : `${rules.vary}; D18 delta updates`
     }
-    for (const [name, value] of Object.entries(route?.headers ?? {})) headers[name.toLowerCase()] = value
-    const links = isDocument ? [...(route?.preload ?? []), ...opts.preload].map(preloadLink) : []
-    if (links.length > 0) headers.link = links.join(', ')
-    return { headers, links }
+    for (const [name, value] of Object.entries(route?.headers ?? {})) { headers[name.toLowerCase()] = value; rules[name.toLowerCase()] = `route ${found!.index} "${route!.match}" headers` }
+    const preloads = isDocument ? [...(route?.preload ?? []).map(url => ({ url, from: `route ${found!.index}` })), ...opts.preload.map(url => ({ url, from: 'preload' }))] : []
+    const links = preloads.map(p => preloadLink(p.url))
+    if (links.length > 0) {
+      headers.link = links.join(', ')
+      rules.link = `D11 ${[...new Set(preloads.map(p => p.from))].join(' and ')}`
+    }
+    return { policy: { headers, links }, rules }
   }
 }
 
@@ -126,7 +217,7 @@ export function warnImmutablePages (opts: ResolvedOptions, assets: Iterable<Asse
   const pinned = new Map<RouteOptions, string[]>()
   for (const asset of assets) {
     if (!asset.isHtml) continue
-    const route = routeOf(asset.path)
+    const route = routeOf(asset.path)?.route
     if (route?.cacheControl === undefined || !/(?:^|[\s,])immutable(?:$|[\s,;=])/i.test(route.cacheControl)) continue
     const pages = pinned.get(route) ?? []
     pages.push(asset.path)

@@ -8,8 +8,9 @@ import { resolveOptions, type WasmServeOptions } from '../src/options.js'
 /** [name as served, is it content-hashed, where the name comes from] */
 const NAMES: Array<[string, boolean, string]> = [
   // Vite / Rollup: `[name]-[hash:8]`, base64url (may contain - and _, may have no digit)
-  ['index-DiwrgTda.js', true, 'Vite entry chunk, hash without digits'],
-  ['index-C-ArJ-KI.js', true, 'Vite hash containing dashes'],
+  ['assets/index-DiwrgTda.js', true, 'Vite entry chunk, hash without digits, in assets/'],
+  ['assets/index-C-ArJ-KI.js', true, 'Vite hash containing dashes, no digit, in assets/'],
+  ['index-C-ArJ-KI.js', false, 'the same without digit outside a bundler folder'],
   ['vendor-B8Ldc9_9.js', true, 'Rollup hash containing an underscore'],
   ['assets/app-BxT3k9aZ.wasm', true, 'Vite ?url wasm asset'],
   ['assets/index-BQ3v7bzq.css', true, 'Vite CSS asset'],
@@ -28,7 +29,7 @@ const NAMES: Array<[string, boolean, string]> = [
   // esbuild: `[name]-[hash]`, 8 base32 upper-case characters
   ['main-K7ZBXP5Q.js', true, 'esbuild entry'],
   ['chunk-2WXYZQ3A.js', true, 'esbuild split chunk'],
-  ['polyfills-ABCDEFGH.js', true, 'esbuild hash without digits'],
+  ['polyfills-ABCDEFGH.js', false, 'esbuild hash without digits, outside a bundler folder: not counted'],
   // Unity "Name Files As Hashes": 32 hex, then the precompressed suffix
   ['Build/8e5d0f6c0a9b6e3f1f7c3d2e1a0b9c8d.wasm.br', true, 'Unity brotli build'],
   ['Build/0f1e2d3c4b5a69788796a5b4c3d2e1f0.data.gz', true, 'Unity gzip data'],
@@ -98,7 +99,7 @@ function policyFor (options: WasmServeOptions) {
 
 t.test('without config hashed files are immutable and everything else revalidates', async t => {
   const policy = policyFor({})
-  t.equal(policy('assets/index-DiwrgTda.js', 'text/javascript; charset=utf-8').headers['cache-control'], IMMUTABLE)
+  t.equal(policy('assets/index-BXaH3k2f.js', 'text/javascript; charset=utf-8').headers['cache-control'], IMMUTABLE)
   t.equal(policy('Build/8e5d0f6c0a9b6e3f1f7c3d2e1a0b9c8d.wasm.br', 'application/wasm').headers['cache-control'], IMMUTABLE)
   t.equal(policy('sqlite3.wasm', 'application/wasm').headers['cache-control'], REVALIDATE)
   t.equal(policy('index.html', 'text/html; charset=utf-8').headers['cache-control'], REVALIDATE)
