@@ -64,9 +64,10 @@ function readsAsWords (tail: string): boolean {
   if (/^[A-Z]?[a-z]+$/.test(tail)) return true
   // A name and a number, separated: `Stage_01`, `IMG_1234`, `level-10`.
   if (/^[A-Za-z]+[_-]\d+$|^\d+[_-][A-Za-z]+$/.test(tail)) return true
-  // One number, maybe in parts (`1_1`), at either end; a unit letter may follow it (`3D`, `Level10A`).
+  // One number, maybe in parts (`1_1`), at either end; a unit letter may follow it (`3D`, `Level10A`),
+  // and a label letter may lead it after a separator (`Theme_A1`, `Boss-B2`).
   if (/\d/.test(tail) && !/^[A-Za-z_-]*\d+(?:[_-]\d+)*[A-Za-z]?$|^\d+[A-Za-z_-]*$/.test(tail)) return false
-  const words = tail.replace(/\d+(?:[_-]\d+)*[A-Za-z]?$|^\d+/, '').match(/[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[-_]/g) ?? []
+  const words = tail.replace(/(?:[_-][A-Za-z])?\d+(?:[_-]\d+)*[A-Za-z]?$|^\d+/, '').match(/[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[-_]/g) ?? []
   return words.every(w => w === '-' || w === '_' || isWord(w))
 }
 

@@ -74,6 +74,8 @@ const PLAIN: Array<[string, string]> = [
   ['model-ResNet50.onnx', 'a model named with its depth'],
   ['sprite-Player01.png', 'a numbered sprite'],
   ['level-Stage_01.json', 'a numbered level'],
+  ['music-Theme_A1.ogg', 'a game soundtrack cue: a word and a labelled number'],
+  ['assets/boss-Fight_B2.png', 'a labelled sprite under a bundler folder'],
   ['bg-MainMenu.png', 'a background'],
   ['logo-DarkMode.svg', 'a theme logo'],
   ['assets/font-NotoSans.woff2', 'the same in public/assets/, copied as is by Vite'],
