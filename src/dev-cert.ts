@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto'
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { writeAtomic } from './atomic-write.js'
@@ -67,7 +67,7 @@ export async function devCertificate (dir: string, opts: DevCertOptions = {}): P
 /** The directory holds a private key: this user's alone (0700), refused when someone else owns it. */
 function ensurePrivateDir (dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 })
-  const stats = lstatSync(dir)
+  const stats = statSync(dir)
   if (!stats.isDirectory()) throw new TlsError(`${dir} is not a directory: cannot keep the development certificate there`, { option: '/https', value: dir })
   const uid = process.getuid?.()
   if (uid !== undefined && stats.uid !== uid) throw new TlsError(`${dir} belongs to another user: cannot keep the development certificate there`, { option: '/https', value: dir })
@@ -84,7 +84,9 @@ function readUsable (certFile: string, keyFile: string, now: Date): Omit<DevCert
     if (new Date(x509.validFrom) > now || validTo.getTime() - now.getTime() < RENEW_WITHIN_MS) return undefined
     if (!x509.checkPrivateKey(createPrivateKey(key))) return undefined
     if (DEV_HOSTS.dns.some(h => x509.checkHost(h) === undefined) || DEV_HOSTS.ips.some(ip => x509.checkIP(ip) === undefined)) return undefined
-    return { cert, key, validTo, issuer: x509.checkIssued(x509) ? 'self-signed' : 'mkcert' }
+    // Signed by its own key (checkIssued would say no: a leaf's key usage does not include signing certificates).
+    const selfSigned = x509.issuer === x509.subject && x509.verify(x509.publicKey)
+    return { cert, key, validTo, issuer: selfSigned ? 'self-signed' : 'mkcert' }
   } catch {
     return undefined // missing, unreadable or corrupt: made anew
   }
