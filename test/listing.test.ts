@@ -71,7 +71,7 @@ t.test('JSON on Accept: application/json; subdirectories get a parent link; /dir
   t.equal((await get(`${url}/nothing/`)).status, 404, 'a directory that does not exist is 404')
 })
 
-t.test('dotfiles: "allow" serves them but still never lists them', async t => {
+t.test('dotfiles allowed are served but still never listed', async t => {
   const root = makeSite(t, FILES)
   const { url } = await startCliApp(t, { root, dotfiles: 'allow' })
   t.equal((await get(`${url}/.env`)).status, 200)
