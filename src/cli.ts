@@ -41,9 +41,11 @@ async function main (argv: string[]): Promise<number> {
   const label = cli.rootLabel ?? 'the demo'
   if (!isDirectory(root)) throw new NoRootError(`directory not found: ${label}`, { option: '/root', value: label })
   const tls = await loadTls(cli.options.https, devCertDir(process.env))
-  const app = await createServer({ options: { ...cli.options, root }, ...(tls !== undefined ? { tls } : {}) })
+  // Listings are on in the CLI unless asked off (null: not said; the plugin's default is off).
+  const options = { ...cli.options, root, listing: cli.options.listing ?? true }
+  const app = await createServer({ options, ...(tls !== undefined ? { tls } : {}) })
   const address = await listen(app, cli.options.host, cli.options.port)
-  announce({ label, address, tls, app, options: { ...cli.options, root } })
+  announce({ label, address, tls, app, options })
   if (cli.options.open) openBrowser(localUrl(address, cli.options.host))
   closeOnSignals(app)
   return EXIT.ok
@@ -80,7 +82,7 @@ function announce (input: Announce): void {
   const { tls, app, options } = input
   const port = (app.server.address() as { port: number }).port
   const network = networkUrls(options.host, port, tls === undefined ? 'http' : 'https')
-  const listing = options.listing ?? true
+  const listing = options.listing === true
   const files = app.wasmServe.files
   const warn = (line: string) => process.stderr.write(`wasm-serve: warning: ${line}\n`)
   if (tls?.notKept !== undefined) warn(`${tls.notKept}; this certificate lasts until the server stops`)

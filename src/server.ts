@@ -58,7 +58,6 @@ export async function createServer (input: ServerInput): Promise<FastifyInstance
     return sendError(reply, status)
   })
   const { logLevel: _level, logFormat: _format, open: _open, host: _host, port: _port, https: _https, limits: _limits, ...pluginOptions } = options
-  // A directory listing is on in the CLI unless asked off (null: not said; the plugin's default is off).
-  await app.register(wasmServe, { ...pluginOptions, listing: options.listing ?? true, healthz: true, methodNotAllowed: true })
+  await app.register(wasmServe, { ...pluginOptions, healthz: true, methodNotAllowed: true })
   return app
 }

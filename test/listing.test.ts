@@ -21,7 +21,7 @@ const FILES = {
 
 t.test('the CLI lists a directory without index.html: directories first, sorted, sizes, names escaped, no dotfiles', async t => {
   const root = makeSite(t, FILES)
-  const { url } = await startCliApp(t, { root })
+  const { url } = await startCliApp(t, { root, listing: true })
   const res = await get(`${url}/`)
   t.equal(res.status, 200)
   t.equal(res.headers['content-type'], 'text/html; charset=utf-8')
@@ -46,7 +46,7 @@ t.test('the CLI lists a directory without index.html: directories first, sorted,
 
 t.test('JSON on Accept: application/json; subdirectories get a parent link; /dir redirects to /dir/', async t => {
   const root = makeSite(t, FILES)
-  const { url } = await startCliApp(t, { root })
+  const { url } = await startCliApp(t, { root, listing: true })
   const json = await get(`${url}/`, { accept: 'application/json' })
   t.equal(json.headers['content-type'], 'application/json; charset=utf-8')
   t.same(JSON.parse(json.body.toString()), [
@@ -73,20 +73,20 @@ t.test('JSON on Accept: application/json; subdirectories get a parent link; /dir
 
 t.test('dotfiles allowed are served but still never listed', async t => {
   const root = makeSite(t, FILES)
-  const { url } = await startCliApp(t, { root, dotfiles: 'allow' })
+  const { url } = await startCliApp(t, { root, listing: true, dotfiles: 'allow' })
   t.equal((await get(`${url}/.env`)).status, 200)
   const names = (JSON.parse((await get(`${url}/`, { accept: 'application/json' })).body.toString()) as Array<{ name: string }>).map(e => e.name)
   t.notOk(names.some(n => n.startsWith('.')), `no dotfile in ${names.join(', ')}`)
   t.equal((await get(`${url}/.git/`)).status, 404)
 })
 
-t.test('off: the plugin by default, listing: false in the CLI\'s server; on: the plugin with listing: true under a prefix', async t => {
+t.test('off: the plugin by default, and the CLI\'s server without listing: true; on: the plugin with listing: true under a prefix', async t => {
   const root = makeSite(t, FILES)
   const plugin = await startPlugin(t, { root })
   t.equal((await get(`${plugin.url}/`)).status, 404, 'plugin default')
   t.equal((await get(`${plugin.url}/zdir`)).status, 404, 'no redirect to a listing either')
-  const off = await startCliApp(t, { root, listing: false })
-  t.equal((await get(`${off.url}/`)).status, 404, 'listing: false')
+  const off = await startCliApp(t, { root })
+  t.equal((await get(`${off.url}/`)).status, 404, 'the server the CLI runs leaves it to the CLI to turn them on')
   const on = await startPlugin(t, { root, prefix: '/static', listing: true })
   const res = await get(`${on.url}/static/zdir/`, { accept: 'application/json' })
   t.same(JSON.parse(res.body.toString()), [{ name: 'inner.wasm', type: 'file', size: 1 }])
