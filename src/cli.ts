@@ -77,7 +77,10 @@ interface Announce {
   options: ResolvedOptions & { root: string }
 }
 
-/** The banner (a terminal) or the one line (anything else), then warnings on stderr, one line each. */
+/**
+ * The banner (a terminal) or the one line (anything else), then warnings on stderr, one line each.
+ * What a certificate needs is said before it: whoever waits for the serving line has it all by then.
+ */
 function announce (input: Announce): void {
   const { tls, app, options } = input
   const port = (app.server.address() as { port: number }).port
