@@ -29,9 +29,11 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # ---- runtime ----
 FROM ${NODE_IMAGE}
+# No directory listings in the image: a deployed site publishes only what it links (docs/delivery.md §1).
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
-    PORT=8080
+    PORT=8080 \
+    WASM_SERVE_LISTING=false
 WORKDIR /app
 # Application files stay owned by root: the `node` user can read them, not change them.
 # package.json is needed at run time ("type": "module", --version); config.example.json documents the keys.

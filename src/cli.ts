@@ -5,7 +5,9 @@
  * and closes gracefully on SIGTERM/SIGINT. A start-up error (src/start-errors.ts) exits 2, any
  * other failure 1.
  */
+import { spawn } from 'node:child_process'
 import { readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Server, ServerResponse } from 'node:http'
@@ -16,6 +18,9 @@ import { createServer } from './server.js'
 import { EXIT, NoRootError, StartError, startErrorText } from './start-errors.js'
 import { printable } from './printable.js'
 import { loadTls, type TlsMaterial } from './tls.js'
+import { bannerText, localUrl, networkUrls, openerFor, servingLine, startWarnings } from './banner.js'
+import { devCertDir, trustAdvice } from './dev-cert.js'
+import type { ResolvedOptions } from './options.js'
 
 const DEMO = fileURLToPath(new URL('../public', import.meta.url))
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
@@ -36,10 +41,13 @@ async function main (argv: string[]): Promise<number> {
   const root = cli.options.root ?? DEMO
   const label = cli.rootLabel ?? 'the demo'
   if (!isDirectory(root)) throw new NoRootError(`directory not found: ${label}`, { option: '/root', value: label })
-  const tls = await loadTls(cli.options.https)
-  const app = await createServer({ options: { ...cli.options, root }, ...(tls !== undefined ? { tls } : {}) })
+  const tls = await loadTls(cli.options.https, devCertDir(process.env))
+  // Listings are on in the CLI unless asked off (null: not said; the plugin's default is off).
+  const options = { ...cli.options, root, listing: cli.options.listing ?? true }
+  const app = await createServer({ options, ...(tls !== undefined ? { tls } : {}) })
   const address = await listen(app, cli.options.host, cli.options.port)
-  announce({ label, address, tls })
+  announce({ label, address, tls, app, options })
+  if (cli.options.open) openBrowser(localUrl(address, cli.options.host))
   closeOnSignals(app)
   return EXIT.ok
 }
@@ -62,18 +70,63 @@ async function listen (app: FastifyInstance, host: string, port: number): Promis
   }
 }
 
-function announce (input: { label: string, address: string, tls: TlsMaterial | undefined }): void {
-  const url = input.address.replace('://[::1]', '://localhost')
-  const { tls } = input
-  const label = printable(input.label) // the directory as typed
+interface Announce {
+  label: string
+  address: string
+  tls: TlsMaterial | undefined
+  app: FastifyInstance
+  options: ResolvedOptions & { root: string }
+}
+
+/**
+ * The banner (a terminal) or the one line (anything else), then warnings on stderr, one line each.
+ * What a certificate needs is said before it: whoever waits for the serving line has it all by then.
+ */
+function announce (input: Announce): void {
+  const { tls, app, options } = input
+  const port = (app.server.address() as { port: number }).port
+  const network = networkUrls(options.host, port, tls === undefined ? 'http' : 'https')
+  const listing = options.listing === true
+  const files = app.wasmServe.files
+  const warn = (line: string) => process.stderr.write(`wasm-serve: warning: ${line}\n`)
+  if (tls?.notKept !== undefined) warn(`${tls.notKept}; this certificate lasts until the server stops`)
   if (tls?.selfSigned === true) {
-    process.stderr.write(`wasm-serve: warning: using a self-signed certificate for local development only (SHA-256 ${tls.fingerprint256}); browsers will ask you to trust it\n`)
+    warn(`using a self-signed certificate for local development only (SHA-256 ${tls.fingerprint256}); browsers will ask you to trust it${tls.dev !== undefined ? ` until you trust ${tls.dev.certFile} once` : ''}`)
+    // How to trust it: when it is new (it will be kept), and to a person at a terminal every time.
+    if (tls.dev !== undefined && (tls.dev.made || process.stdout.isTTY === true)) for (const line of trustAdvice(tls.dev, tls.fingerprint256)) process.stderr.write(`wasm-serve: ${printable(line)}\n`)
   }
   if (process.stdout.isTTY === true) {
-    const https = tls === undefined ? '' : `  HTTP/2    on (TLS, ALPN fallback to HTTP/1.1)\n  Cert      SHA-256 ${tls.fingerprint256}\n`
-    process.stdout.write(`\n  wasm-serve ${VERSION}\n\n  Serving   ${label}\n  Local     ${url}\n${https}\n  Ctrl+C to stop\n\n`)
+    process.stdout.write(bannerText({ version: VERSION, label: input.label, local: localUrl(input.address, options.host), network, tls, files, features: { ...options, listing } }))
   } else {
-    process.stdout.write(`wasm-serve ${VERSION} serving ${label} at ${url}${tls === undefined ? '' : ' (HTTP/2)'}\n`)
+    process.stdout.write(servingLine(VERSION, input.label, input.address.replace('://[::1]', '://localhost'), tls !== undefined))
+  }
+  const warnings = startWarnings({
+    label: input.label,
+    files,
+    hasIndex: isFile(join(options.root, 'index.html')),
+    listing,
+    isolation: options.crossOriginIsolation,
+    hasBrSiblings: app.wasmServe.hasSiblings('br'),
+    tls: tls !== undefined,
+    network,
+  })
+  for (const line of warnings) warn(line)
+}
+
+function isFile (path: string): boolean {
+  try { return statSync(path).isFile() } catch { return false }
+}
+
+/** `--open`: the local URL in the default browser, detached; a failure is a note, never the server's end. */
+function openBrowser (url: string): void {
+  const { command, args } = openerFor(process.platform, process.env)
+  const note = (why: string) => process.stderr.write(`wasm-serve: could not open a browser (${printable(command)}: ${why}); open ${url}\n`)
+  try {
+    const child = spawn(command, [...args, url], { detached: true, stdio: 'ignore' })
+    child.on('error', err => note((err as NodeJS.ErrnoException).code ?? err.message))
+    child.unref()
+  } catch (err) {
+    note((err as Error).message)
   }
 }
 

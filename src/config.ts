@@ -46,6 +46,9 @@ export const FLAGS: Flag[] = [
   { name: 'memory-budget', key: 'memoryBudget', arg: 'SIZE', doc: 'bytes of files held in memory, e.g. 64MB or 1.5GiB (KB = KiB = 1024; default 256MB)' },
   { name: 'quiet', short: 'q', doc: 'no request log lines (log level warn)' },
   { name: 'log-level', key: 'logLevel', arg: 'LEVEL', doc: 'fatal, error, warn, info (default), debug, trace or silent' },
+  { name: 'log-format', key: 'logFormat', arg: 'FORMAT', doc: 'pretty (one human line per request; the default on a terminal) or json (pino; the default otherwise)' },
+  { name: 'no-listing', key: 'listing', doc: 'answer a directory without index.html with 404 instead of a listing of its files', toOption: () => false },
+  { name: 'open', key: 'open', doc: 'open the local URL in the default browser once listening' },
   { name: 'help', short: 'h', doc: 'show this help' },
   { name: 'version', short: 'v', doc: 'show the version' },
 ]
@@ -127,7 +130,7 @@ function fromFlags (values: Record<string, unknown>): Raw {
   for (const flag of FLAGS) {
     const value = values[flag.name]
     if (flag.key === undefined || value === undefined) continue
-    out[flag.key] = typeof value === 'string' && flag.toOption !== undefined ? flag.toOption(value) : value
+    out[flag.key] = flag.toOption !== undefined ? flag.toOption(String(value)) : value
   }
   return out
 }

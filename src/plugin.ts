@@ -17,11 +17,13 @@ import { join, resolve as resolvePathOnDisk, sep } from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Catalog } from './catalog.js'
 import { Deltas } from './deltas.js'
+import { ENCODINGS, type EncodingToken } from './encodings.js'
 import { resolveOptions, type ResolvedOptions, type WasmServeOptions } from './options.js'
 import { compilePolicy, warnImmutablePages } from './policy.js'
 import { resolvePath } from './resolve.js'
 import { sendAsset } from './send.js'
 import { sendError } from './http-errors.js'
+import { sendListing } from './listing.js'
 import { corsFor, preflight } from './cors.js'
 import { encodable, OnTheFly } from './onthefly.js'
 import { OptionsError } from './options.js'
@@ -38,6 +40,8 @@ export interface WasmServeHandle {
   readonly bytesInMemory: number
   /** Resolves when on-the-fly compression has nothing left to do. */
   compressionIdle: () => Promise<void>
+  /** Whether some file has a precompressed sibling in this coding (x.wasm.br for 'br'): the CLI's start-up advice. */
+  hasSiblings: (token: EncodingToken) => boolean
 }
 
 declare module 'fastify' {
@@ -122,6 +126,11 @@ function handleOf (catalog: Catalog, compression: OnTheFly | undefined): WasmSer
     get files () { return catalog.size },
     get bytesInMemory () { return catalog.bytesInMemory },
     compressionIdle: async () => compression?.idle(),
+    hasSiblings: token => {
+      const suffix = ENCODINGS.find(e => e.token === token)!.suffix
+      for (const asset of catalog.assets()) if (asset.path.endsWith(suffix) && catalog.get(asset.path.slice(0, -suffix.length)) !== undefined) return true
+      return false
+    },
   }
 }
 
@@ -194,18 +203,29 @@ function unavailable (reply: FastifyReply, err: unknown): FastifyReply {
   return sendError(reply, 503, { 'retry-after': String(RETRY_AFTER_S) })
 }
 
-/** Directory indexes, redirects, files added since start-up, the SPA page. */
+/** Directory indexes, listings (when on), redirects, files added since start-up, the SPA page. */
 async function handleMiss (input: HandleInput, path: string, directory: boolean): Promise<unknown> {
   const { request, reply, catalog } = input
   const found = await lookup(catalog, path, directory)
-  if (found === 'redirect') {
-    const query = request.url.indexOf('?')
-    const location = `${input.prefix}/${path.split('/').map(encodeURIComponent).join('/')}/${query === -1 ? '' : request.url.slice(query)}`
-    return reply.code(301).header('location', location).send()
+  if (found === undefined && input.opts.listing === true) {
+    // A directory without index.html: its listing, at its URL with the trailing slash.
+    if (directory) {
+      const listed = sendListing(request, reply, catalog, path, `${input.prefix}/${path === '' ? '' : path + '/'}`)
+      if (listed !== undefined) return listed
+    } else if (catalog.hasDir(path)) return redirectToDirectory(input, path)
   }
+  if (found === 'redirect') return redirectToDirectory(input, path)
   const asset = found ?? await spaFallback(input, path)
   if (asset === undefined) return reply.callNotFound()
   return serve(input, asset)
+}
+
+/** `/dir` → 301 `/dir/`, the query kept: relative links in the directory's page resolve against it. */
+function redirectToDirectory (input: HandleInput, path: string): FastifyReply {
+  const { request, reply } = input
+  const query = request.url.indexOf('?')
+  const location = `${input.prefix}/${path.split('/').map(encodeURIComponent).join('/')}/${query === -1 ? '' : request.url.slice(query)}`
+  return reply.code(301).header('location', location).send()
 }
 
 function serve (input: HandleInput, asset: Asset): Promise<unknown> | undefined {

@@ -8,17 +8,20 @@ import { sendError } from './http-errors.js'
 import { guard, http2Settings, serverOptions } from './limits.js'
 import type { ResolvedOptions } from './options.js'
 import type { TlsMaterial } from './tls.js'
+import { chooseFormat, prettyStream, useColour } from './log-format.js'
 
 export interface ServerInput {
   options: ResolvedOptions & { root: string }
-  /** Where log lines go (pino destination); defaults to stdout. */
-  logStream?: NodeJS.WritableStream
+  /** Where log lines go (pino destination); defaults to stdout. Formatted per `options.logFormat`. */
+  logStream?: NodeJS.WritableStream & { isTTY?: boolean }
   /** With TLS material the server speaks HTTP/2 over TLS, with ALPN fallback to HTTP/1.1. */
   tls?: TlsMaterial
 }
 
 export async function createServer (input: ServerInput): Promise<FastifyInstance> {
   const { options } = input
+  const out = input.logStream ?? process.stdout
+  const stream = chooseFormat(options.logFormat, out) === 'pretty' ? prettyStream(out, useColour(out, process.env)) : input.logStream
   const tls = input.tls === undefined ? {} : { http2: true as const, https: { allowHTTP1: true, cert: input.tls.cert, key: input.tls.key, settings: http2Settings(options.limits) } }
   // One code path for HTTP/1.1 and HTTP/2: Fastify's typings split them, the runtime does not.
   const app = (Fastify as unknown as (options: object) => FastifyInstance)({
@@ -27,7 +30,7 @@ export async function createServer (input: ServerInput): Promise<FastifyInstance
     // Registration indexes the whole root (hashing every file): a root of gigabytes takes longer than
     // Fastify's 10 s default, and the server must start whatever the root's size.
     pluginTimeout: 0,
-    logger: { level: options.logLevel, ...(input.logStream !== undefined ? { stream: input.logStream } : {}) },
+    logger: { level: options.logLevel, ...(stream !== undefined ? { stream } : {}) },
     // One line per request, written by the onResponse hook below, instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     // A bad percent-encoding in the URL is the client's error: a fixed 400, the URL not echoed back.
@@ -54,7 +57,7 @@ export async function createServer (input: ServerInput): Promise<FastifyInstance
     if (status === 500) request.log.error({ err }, 'request failed')
     return sendError(reply, status)
   })
-  const { logLevel: _level, host: _host, port: _port, https: _https, limits: _limits, ...pluginOptions } = options
+  const { logLevel: _level, logFormat: _format, open: _open, host: _host, port: _port, https: _https, limits: _limits, ...pluginOptions } = options
   await app.register(wasmServe, { ...pluginOptions, healthz: true, methodNotAllowed: true })
   return app
 }

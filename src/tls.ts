@@ -1,6 +1,7 @@
 /**
- * HTTPS for the CLI and Docker: the user's certificate, or a self-signed one for local development
- * (made with `selfsigned`, EC P-256, valid 30 days, for localhost/127.0.0.1/::1). HTTP/2 matters
+ * HTTPS for the CLI and Docker: the user's certificate, or one for local development, for
+ * localhost/127.0.0.1/::1: kept per user and reused across starts (dev-cert.ts) when the CLI names
+ * where, else made for this process alone (selfsigned, EC P-256, 30 days). HTTP/2 matters
  * here, not only TLS: Chrome honours 103 Early Hints only over HTTP/2, and sends br only to secure
  * origins (rules: docs/delivery.md).
  */
@@ -8,11 +9,32 @@ import { readFile } from 'node:fs/promises'
 import { X509Certificate } from 'node:crypto'
 import type { ResolvedOptions } from './options.js'
 import { TlsError } from './start-errors.js'
+import { devCertificate, type DevCert } from './dev-cert.js'
 
-export interface TlsMaterial { cert: string, key: string, fingerprint256: string, selfSigned: boolean }
+export interface TlsMaterial {
+  cert: string
+  key: string
+  fingerprint256: string
+  selfSigned: boolean
+  /** The kept development certificate this came from (`https: true` with a store). */
+  dev?: DevCert
+  /** Why the development certificate could not be kept (it was made for this process alone). */
+  notKept?: string
+}
 
-export async function loadTls (https: ResolvedOptions['https']): Promise<TlsMaterial | undefined> {
+/** `https: true` keeps its certificate in `devStore` (the CLI passes devCertDir()); without one it lasts one process. */
+export async function loadTls (https: ResolvedOptions['https'], devStore?: string): Promise<TlsMaterial | undefined> {
   if (https === false) return undefined
+  if (https === true && devStore !== undefined) {
+    try {
+      const dev = await devCertificate(devStore)
+      return { cert: dev.cert, key: dev.key, fingerprint256: new X509Certificate(dev.cert).fingerprint256, selfSigned: dev.issuer === 'self-signed', dev }
+    } catch (err) {
+      if (err instanceof TlsError) throw err
+      // A read-only home (a container): serve anyway, on a certificate for this process alone.
+      return { ...(await loadTls(true))!, notKept: `cannot keep the development certificate in ${devStore} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` }
+    }
+  }
   if (https === true) {
     // Loaded only here: the X.509 stack behind selfsigned is not needed to serve plain HTTP or a given certificate.
     const { generate } = await import('selfsigned')

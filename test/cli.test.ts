@@ -113,7 +113,7 @@ t.test('without a TTY it prints one line saying what it serves and where', async
   await until(server, () => requestLines(out.stdout).length === 1, 'the request line')
   const plain = out.stdout.split('\n').filter(l => l !== '' && !l.startsWith('{'))
   t.same(plain, [`wasm-serve ${VERSION} serving ${SITE} at ${url}`], 'exactly one non-log line')
-  t.equal(out.stderr, '', 'nothing on stderr')
+  t.equal(out.stderr, `wasm-serve: warning: no index.html in ${SITE}: / answers with a directory listing\n`, 'on stderr only the warning that the site has no index.html')
 })
 
 t.test('on a TTY it prints a banner', async t => {

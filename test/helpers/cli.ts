@@ -3,7 +3,8 @@
  * with what it prints collected, and killed at teardown if it is still running.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Test } from 'tap'
 import { until as poll } from './poll.js'
@@ -13,11 +14,22 @@ export const CLI = join(ROOT, 'dist/cli.js')
 
 if (!existsSync(CLI)) spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' })
 
+/** Where spawned CLIs keep per-user state (the `--https` development certificate): never the runner's home. */
+let stateHome: string | undefined
+function testStateHome (): string {
+  if (stateHome === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'wasm-serve-state-'))
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+    stateHome = dir
+  }
+  return stateHome
+}
+
 /** The environment of the test runner without anything that would configure the server, plus `extra`. */
 export function cleanEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env }
   for (const key of Object.keys(env)) if (key === 'PORT' || key === 'HOST' || key.startsWith('WASM_SERVE_')) delete env[key]
-  return { ...env, ...extra }
+  return { ...env, XDG_STATE_HOME: testStateHome(), ...extra }
 }
 
 export interface CliProcess {
