@@ -31,7 +31,7 @@ export class UsageError extends StartError { readonly code = 'WASM_SERVE_USAGE' 
 /** The certificate or key named by the options cannot be read or is not PEM. */
 export class TlsError extends StartError { readonly code = 'WASM_SERVE_TLS' }
 
-/** No directory to serve: the plugin was given no `root`, or the CLI's directory does not exist. */
+/** No directory to serve: a command's directory does not exist or is a file. (The plugin's `root` is an option: an OptionsError at `/root`.) */
 export class NoRootError extends StartError { readonly code = 'WASM_SERVE_NO_ROOT' }
 
 /**
