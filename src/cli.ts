@@ -13,9 +13,10 @@ import type { FastifyInstance } from 'fastify'
 import type { Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as TlsServer, type TLSSocket } from 'node:tls'
+import { checkDirectory } from './args.js'
 import { helpText, parseCli } from './config.js'
 import { createServer } from './server.js'
-import { EXIT, NoRootError, StartError, startErrorText } from './start-errors.js'
+import { EXIT, StartError, startErrorText } from './start-errors.js'
 import { printable } from './printable.js'
 import { loadTls, type TlsMaterial } from './tls.js'
 import { bannerText, localUrl, networkUrls, openerFor, servingLine, startWarnings } from './banner.js'
@@ -40,24 +41,25 @@ async function main (argv: string[]): Promise<number> {
   if (cli.version) { process.stdout.write(`wasm-serve ${VERSION}\n`); return EXIT.ok }
   const root = cli.options.root ?? DEMO
   const label = cli.rootLabel ?? 'the demo'
-  if (!isDirectory(root)) throw new NoRootError(`directory not found: ${label}`, { option: '/root', value: label })
+  checkDirectory(root, label, folder => `serve its folder with \`wasm-serve ${folder}\``)
   const tls = await loadTls(cli.options.https, devCertDir(process.env))
   // Listings are on in the CLI unless asked off (null: not said; the plugin's default is off).
   const options = { ...cli.options, root, listing: cli.options.listing ?? true }
   const app = await createServer({ options, ...(tls !== undefined ? { tls } : {}) })
-  const address = await listen(app, cli.options.host, cli.options.port)
+  // Not bound: the app's watchers and timers would keep the process alive after the message.
+  const address = await listen(app, cli.options.host, cli.options.port, cli.portFrom).catch(async (err: unknown) => { await app.close(); throw err })
   announce({ label, address, tls, app, options })
   if (cli.options.open) openBrowser(localUrl(address, cli.options.host))
   closeOnSignals(app)
   return EXIT.ok
 }
 
-function isDirectory (path: string): boolean {
-  try { return statSync(path).isDirectory() } catch { return false }
-}
-
-/** Binds, moving to the next port when the asked one is taken, and saying so. */
-async function listen (app: FastifyInstance, host: string, port: number): Promise<string> {
+/**
+ * Binds. The default port moves on to the next one when taken, saying so; a port asked for (`portFrom`:
+ * a flag, PORT, the config file) does not: behind a port mapping or on a PaaS another port is
+ * unreachable, so a taken one is an error (exit 1: it fails at run time, docs/delivery.md "Exit codes").
+ */
+async function listen (app: FastifyInstance, host: string, port: number, portFrom: string | undefined): Promise<string> {
   for (let attempt = 0; ; attempt++) {
     const tryPort = port === 0 ? 0 : port + attempt
     try {
@@ -65,7 +67,9 @@ async function listen (app: FastifyInstance, host: string, port: number): Promis
       if (attempt > 0) process.stderr.write(`wasm-serve: port ${port} is in use, using ${tryPort} instead\n`)
       return address
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || port === 0 || attempt + 1 >= PORT_TRIES) throw err
+      const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+      if (inUse && portFrom !== undefined) throw new Error(`port ${port} on ${host} is in use (asked for by ${portFrom}): stop what holds it, or ask for another port`)
+      if (!inUse || port === 0 || attempt + 1 >= PORT_TRIES) throw err
     }
   }
 }

@@ -5,36 +5,30 @@
  */
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
-import { parseArgs } from 'node:util'
+import { parseFlags, tooMany, type Flag } from './args.js'
 import { OptionsSchema, resolveOptions, type ResolvedOptions } from './options.js'
-import { EXIT, flagNamedIn, OptionsError, UsageError, type OptionProblem } from './start-errors.js'
+import { EXIT, OptionsError, UsageError, type OptionProblem } from './start-errors.js'
+
+export type { Flag } from './args.js'
 
 type Raw = Record<string, unknown>
-
-export interface Flag {
-  name: string
-  short?: string
-  /** The option it sets; absent for CLI-only flags. */
-  key?: string
-  arg?: string
-  /** Value used when the flag is given without `=value`. */
-  bare?: string
-  multiple?: boolean
-  doc: string
-  toOption?: (value: string) => unknown
-}
 
 /** '' and '8080abc' stay strings, so the schema reports them instead of Number() turning them into 0 or NaN. */
 const toNumber = (v: string): unknown => /^\d+$/.test(v.trim()) ? Number(v) : v
 const origins = (v: string) => v === '*' ? { origin: '*' } : { origin: v.split(',').map(s => s.trim()).filter(Boolean) }
+/** The string values a schema union of constants allows (`false` aside): what a flag setting it accepts. */
+const constants = (key: string): string[] => ((OptionsSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }> }>)[key]?.anyOf ?? [])
+  .flatMap(s => typeof s.const === 'string' ? [s.const] : [])
+const ISOLATION = constants('crossOriginIsolation')
 
 export const FLAGS: Flag[] = [
-  { name: 'port', short: 'p', key: 'port', arg: 'N', doc: 'port to listen on (env PORT; default 8080, 0 = any free port)', toOption: toNumber },
+  { name: 'port', short: 'p', key: 'port', arg: 'N', doc: 'port to listen on (env PORT; default 8080, or the next free one; 0 = any free port)', toOption: toNumber },
   { name: 'host', key: 'host', arg: 'HOST', doc: 'address to bind (env HOST; default 127.0.0.1)' },
   { name: 'config', short: 'c', arg: 'FILE', doc: 'JSON config file (see config.example.json)' },
-  { name: 'isolate', key: 'crossOriginIsolation', arg: 'MODE', bare: 'require-corp', doc: 'cross-origin isolation: COOP + COEP (require-corp, or --isolate=credentialless)' },
-  { name: 'cors', key: 'cors', arg: 'ORIGIN', bare: '*', doc: 'CORS for every origin, or --cors=https://a.example,https://b.example', toOption: origins },
-  { name: 'spa', key: 'spa', arg: 'PAGE', bare: 'index.html', doc: 'single-page app: unknown extension-less paths get index.html (or --spa=PAGE)' },
+  { name: 'isolate', key: 'crossOriginIsolation', arg: 'MODE', bare: 'require-corp', choices: ISOLATION, takes: w => ISOLATION.includes(w), takesDoc: ISOLATION.join(' or '), doc: 'cross-origin isolation: COOP + COEP; MODE require-corp (alone) or credentialless' },
+  // An origin starts with its scheme; a directory named like one would be an odd choice.
+  { name: 'cors', key: 'cors', arg: 'ORIGIN', bare: '*', takes: w => w === '*' || /^https?:\/\//i.test(w), takesDoc: '* or an http(s):// origin', doc: 'CORS for every origin (alone), or for ORIGIN: https://a.example,https://b.example', toOption: origins },
+  { name: 'spa', key: 'spa', arg: 'PAGE', bare: 'index.html', takes: w => /\.html?$/i.test(w), takesDoc: 'a page ending in .html or .htm', doc: 'single-page app: unknown extension-less paths get PAGE (alone: index.html)' },
   { name: 'early-hints', key: 'earlyHints', doc: 'send preload links first as 103 Early Hints' },
   { name: 'preload', key: 'preload', arg: 'URL', multiple: true, doc: 'add Link: rel=preload for URL to HTML responses (repeatable)' },
   { name: 'https', doc: 'serve HTTPS + HTTP/2 with a self-signed certificate (development only)' },
@@ -45,8 +39,8 @@ export const FLAGS: Flag[] = [
   { name: 'dictionaries', key: 'dictionaries', arg: 'DIR', multiple: true, doc: 'an earlier release (read, not served): browsers holding its modules get deltas (repeatable)' },
   { name: 'memory-budget', key: 'memoryBudget', arg: 'SIZE', doc: 'bytes of files held in memory, e.g. 64MB or 1.5GiB (KB = KiB = 1024; default 256MB)' },
   { name: 'quiet', short: 'q', doc: 'no request log lines (log level warn)' },
-  { name: 'log-level', key: 'logLevel', arg: 'LEVEL', doc: 'fatal, error, warn, info (default), debug, trace or silent' },
-  { name: 'log-format', key: 'logFormat', arg: 'FORMAT', doc: 'pretty (one human line per request; the default on a terminal) or json (pino; the default otherwise)' },
+  { name: 'log-level', key: 'logLevel', arg: 'LEVEL', choices: constants('logLevel'), doc: 'fatal, error, warn, info (default), debug, trace or silent' },
+  { name: 'log-format', key: 'logFormat', arg: 'FORMAT', choices: constants('logFormat'), doc: 'pretty (one human line per request; the default on a terminal) or json (pino; the default otherwise)' },
   { name: 'no-listing', key: 'listing', doc: 'answer a directory without index.html with 404 instead of a listing of its files', toOption: () => false },
   { name: 'open', key: 'open', doc: 'open the local URL in the default browser once listening' },
   { name: 'help', short: 'h', doc: 'show this help' },
@@ -59,21 +53,28 @@ export interface CliRequest {
   version: boolean
   /** Where the root came from, for messages: the argument as typed, or the config key. */
   rootLabel: string | null
+  /**
+   * What asked for the port (`--port`, `PORT`, the config file), if anything did: a port asked for
+   * that is taken is an error, where the default moves on to the next free port.
+   */
+  portFrom: string | undefined
 }
 
 /** Parses argv (without node and script) and env into validated options. Throws UsageError or OptionsError. */
 export function parseCli (argv: string[], env: NodeJS.ProcessEnv, cwd: string, extra: Flag[] = []): CliRequest & { extra: Record<string, string | boolean | undefined> } {
-  const parsed = parseFlags(argv, extra)
-  const values = parsed.values as Record<string, string | boolean | string[] | undefined>
+  // A command built on the server's options (`export`) has those flags plus its own.
+  const parsed = parseFlags(argv, [...FLAGS, ...extra])
+  const values = parsed.values
   if (values.help === true || values.version === true) {
-    return { options: resolveOptions({}), help: values.help === true, version: values.version === true, rootLabel: null, extra: {} }
+    return { options: resolveOptions({}), help: values.help === true, version: values.version === true, rootLabel: null, portFrom: undefined, extra: {} }
   }
-  if (parsed.positionals.length > 1) throw new UsageError(`expected at most one directory, got: ${parsed.positionals.join(' ')}`, { value: parsed.positionals })
+  if (parsed.positionals.length > 1) throw tooMany('directory', parsed)
   // Every problem at once: the file's, and those of the environment and flags on top.
   const problems: OptionProblem[] = []
   let file: Raw = {}
-  if (typeof values.config === 'string') {
-    const path = resolve(cwd, values.config)
+  const configPath = typeof values.config === 'string' ? resolve(cwd, values.config) : undefined
+  if (configPath !== undefined) {
+    const path = configPath
     try { file = readConfigFile(path) } catch (err) {
       if (!(err instanceof OptionsError)) throw err
       problems.push(...err.problems.map(p => ({ ...p, from: `config file ${path}` })))
@@ -90,39 +91,33 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv, cwd: string, e
   let options: CliRequest['options'] | undefined
   try { options = resolveOptions(layered, 'options') as CliRequest['options'] } catch (err) {
     if (!(err instanceof OptionsError)) throw err
-    problems.push(...err.problems.map(p => ({ ...p, from: originOf(p.path, flags, env) })))
+    problems.push(...err.problems.map(p => ({ ...p, ...originOf(p.path, flags, env) })))
   }
   if (problems.length > 0 || options === undefined) throw new OptionsError(problems, 'configuration')
   const extraValues = Object.fromEntries(extra.map(f => [f.name, values[f.name] as string | boolean | undefined]))
-  return { options, help: false, version: false, rootLabel: dir ?? (typeof layered.root === 'string' ? layered.root : null), extra: extraValues }
+  const portFrom = 'port' in flags ? '--port' : envNameOf('port', env) ?? ('port' in file ? `the config file ${configPath!}` : undefined)
+  return { options, help: false, version: false, rootLabel: dir ?? (typeof layered.root === 'string' ? layered.root : null), portFrom, extra: extraValues }
 }
 
-/** Flags of a command built on the server's options (`export`): those plus its own. */
-function parseFlags (argv: string[], extra: Flag[] = []) {
-  const all = [...FLAGS, ...extra]
-  // util.parseArgs has no optional values: `--isolate` alone becomes `--isolate=require-corp`.
-  const args = argv.map(a => {
-    const flag = all.find(f => a === `--${f.name}` && f.bare !== undefined)
-    return flag === undefined ? a : `--${flag.name}=${flag.bare!}`
-  })
-  const options = Object.fromEntries(all.map(f => [f.name, { type: f.arg === undefined ? 'boolean' : 'string', ...(f.short !== undefined ? { short: f.short } : {}), ...(f.multiple === true ? { multiple: true } : {}) }])) as NonNullable<Parameters<typeof parseArgs>[0]>['options']
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true })
-  } catch (err) {
-    const message = (err as Error).message.replace(/\. To specify a positional argument.*$/s, '')
-    throw new UsageError(message, { option: flagNamedIn(message) })
-  }
-}
-
-/** The flag or variable that set a top-level option, named next to a problem with its value. */
-function originOf (path: string, flags: Raw, env: NodeJS.ProcessEnv): string | undefined {
+/**
+ * The flag or variable that set a top-level option: the problem is shown under its name (`--port:
+ * expected an integer 0–65535, got "abc"`), as typed, rather than the option's JSON path; a problem
+ * inside a variable's JSON keeps its path and names the variable after it.
+ */
+function originOf (path: string, flags: Raw, env: NodeJS.ProcessEnv): Pick<OptionProblem, 'name' | 'from'> {
   const key = path.split('/')[1] ?? ''
   const flag = FLAGS.find(f => f.key === key)
-  if (flag !== undefined && key in flags) return `flag --${flag.name}`
-  // PORT and HOST count too; WASM_SERVE_PORT and WASM_SERVE_HOST win over them.
+  // A flag sets the option whole, or one item of a list (`--preload a.wasm` is /preload/0).
+  if (flag !== undefined && key in flags) return { name: `--${flag.name}` }
+  const name = envNameOf(key, env)
+  if (name === undefined) return {}
+  return path === `/${key}` ? { name } : { from: `environment ${name}` }
+}
+
+/** The variable that set a top-level option: PORT and HOST count too; WASM_SERVE_PORT and WASM_SERVE_HOST win over them. */
+function envNameOf (key: string, env: NodeJS.ProcessEnv): string | undefined {
   const names = key === 'port' || key === 'host' ? [envName(key), key.toUpperCase()] : [envName(key)]
-  const name = names.find(n => env[n] !== undefined && env[n] !== '')
-  return name === undefined ? undefined : `environment ${name}`
+  return names.find(n => env[n] !== undefined && env[n] !== '')
 }
 
 function fromFlags (values: Record<string, unknown>): Raw {
@@ -185,9 +180,21 @@ function readConfigFile (file: string): Raw {
   return raw
 }
 
+/** How a flag with an optional value tells its value from the directory (src/args.ts), for --help. */
+function optionalValues (): string[] {
+  const optional = FLAGS.filter(f => f.bare !== undefined)
+  const names = optional.map(f => `--${f.name}`)
+  return [
+    `A flag takes its value as --flag VALUE or --flag=VALUE. ${names.slice(0, -1).join(', ')} and ${names.at(-1)!} also work`,
+    'alone: the word after one is taken as its value only when it is',
+    ...optional.map(f => `  --${f.name.padEnd(10)} ${f.takesDoc!}`),
+    `and is otherwise the directory (\`wasm-serve ${names[0]!} dist\` serves dist with ${optional[0]!.bare!}).`,
+  ]
+}
+
 export function helpText (): string {
   const lines = FLAGS.map(f => {
-    const left = `${f.short !== undefined ? `-${f.short}, ` : '    '}--${f.name}${f.arg !== undefined ? (f.bare !== undefined ? `[=${f.arg}]` : ` ${f.arg}`) : ''}`
+    const left = `${f.short !== undefined ? `-${f.short}, ` : '    '}--${f.name}${f.arg !== undefined ? (f.bare !== undefined ? ` [${f.arg}]` : ` ${f.arg}`) : ''}`
     return `  ${left.padEnd(28)} ${f.doc}`
   })
   return [
@@ -203,11 +210,13 @@ export function helpText (): string {
     'Options:',
     ...lines,
     '',
+    ...optionalValues(),
+    '',
     `Every config key can also be set as WASM_SERVE_<KEY> (e.g. ${envName('memoryBudget')}=64MB, ${envName('crossOriginIsolation')}=require-corp).`,
     'Precedence: defaults < config file < environment < flags.',
     '',
     `Exit codes: ${EXIT.ok} stopped cleanly (SIGTERM, SIGINT); ${EXIT.usage} a usage, option, config file, directory or`,
-    `certificate error, nothing served; ${EXIT.failed} any other failure (no port could be bound, say); ${EXIT.interrupted} or`,
+    `certificate error, nothing served; ${EXIT.failed} any other failure (the port asked for is taken, say); ${EXIT.interrupted} or`,
     `${EXIT.terminated} a second SIGINT or SIGTERM stopped it at once, cutting responses under way.`,
   ].join('\n') + '\n'
 }

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module'
 import type { Static } from '@sinclair/typebox'
 import type { ErrorObject, ValidateFunction } from 'ajv'
 import type { OptionsSchema as DefinedSchema, Route } from './schema.js'
+import { nearest, oneOf } from './nearest.js'
 import { parseLimit, parseSize } from './size.js'
 import { OptionsError, type OptionProblem } from './start-errors.js'
 
@@ -32,10 +33,14 @@ export type RouteOptions = Static<typeof Route>
  */
 const check = require('./options.validate.cjs') as ValidateFunction
 
-/** Validates user options, fills defaults, and returns resolved options, or throws every problem at once. */
-export function resolveOptions (input: unknown, source = 'options'): ResolvedOptions {
+/**
+ * Validates user options, fills defaults, and returns resolved options, or throws every problem at
+ * once. `alsoKnown`: top-level keys a caller takes itself (the plugin's `prefix`), offered when an
+ * unknown key is near one.
+ */
+export function resolveOptions (input: unknown, source = 'options', alsoKnown: readonly string[] = []): ResolvedOptions {
   const copy = structuredClone(input ?? {}) as Record<string, unknown>
-  const problems = check(copy) ? [] : describe(check.errors ?? [])
+  const problems = check(copy) ? [] : describe(check.errors ?? [], alsoKnown)
   problems.push(...checkHeaders(copy))
   if (problems.length === 0) problems.push(...readSizes(copy))
   if (problems.length > 0) throw new OptionsError(problems, source)
@@ -60,22 +65,44 @@ function readSizes (opts: Record<string, unknown>): OptionProblem[] {
 }
 
 /** Turns Ajv's errors into one line per problem; a failed union becomes one "expected …" line. */
-function describe (errors: ErrorObject[]): OptionProblem[] {
+function describe (errors: ErrorObject[], alsoKnown: readonly string[]): OptionProblem[] {
   const unionPaths = new Set(errors.filter(e => e.keyword === 'anyOf').map(e => e.instancePath))
   const out: OptionProblem[] = []
   for (const e of errors) {
     if (e.keyword !== 'anyOf' && [...unionPaths].some(p => e.instancePath === p && e.schemaPath.includes('/anyOf/'))) continue
     // An unknown key's "value" is the whole object around it: the message names the key instead.
-    out.push({ path: e.instancePath, message: messageOf(e), ...(e.keyword === 'additionalProperties' ? {} : { value: e.data }) })
+    out.push({ path: e.instancePath, message: messageOf(e, e.instancePath === '' ? alsoKnown : []), ...(e.keyword === 'additionalProperties' ? {} : { value: e.data }) })
   }
   return out.filter((p, i) => out.findIndex(q => q.path === p.path && q.message === p.message) === i)
 }
 
-function messageOf (e: ErrorObject): string {
-  if (e.keyword === 'additionalProperties') return `unknown key "${String(e.params.additionalProperty)}"`
-  if (e.keyword === 'anyOf') return `expected ${String((e.parentSchema as { expected?: string }).expected ?? 'one of the allowed values')}`
+interface SchemaNode { expected?: string, anyOf?: Array<{ const?: unknown }>, properties?: Record<string, unknown>, type?: string, minimum?: number, maximum?: number }
+
+function messageOf (e: ErrorObject, alsoKnown: readonly string[]): string {
+  const schema = (e.parentSchema ?? {}) as SchemaNode
+  if (e.keyword === 'additionalProperties') {
+    const key = String(e.params.additionalProperty)
+    const near = nearest(key, [...Object.keys(schema.properties ?? {}), ...alsoKnown])
+    return `unknown key "${key}"${near === undefined ? '' : ` (did you mean "${near}"?)`}`
+  }
+  if (e.keyword === 'anyOf') return `expected ${schema.expected ?? constantsOf(schema) ?? 'one of the allowed values'}`
   if (e.keyword === 'pattern' && e.instancePath.includes('/headers')) return 'header names must be HTTP tokens'
+  if (e.keyword === 'pattern' && e.params.pattern === '^/') return 'must start with "/"'
+  // Ajv's "must be integer" / "must be <= 65535": the whole expectation at once.
+  if ((schema.type === 'integer' || schema.type === 'number') && ['type', 'minimum', 'maximum'].includes(e.keyword)) return `expected ${schema.type === 'integer' ? 'an integer' : 'a number'}${rangeOf(schema)}`
   return e.message ?? 'is invalid'
+}
+
+/** A union of constants (a log level): its values listed, `fatal, error, … or silent`. */
+function constantsOf (schema: SchemaNode): string | undefined {
+  const values = schema.anyOf?.map(s => s.const)
+  if (values === undefined || values.some(v => v === undefined)) return undefined
+  return oneOf(values.map(v => typeof v === 'string' ? v : JSON.stringify(v)))
+}
+
+function rangeOf (schema: SchemaNode): string {
+  if (schema.minimum !== undefined && schema.maximum !== undefined) return ` ${schema.minimum}–${schema.maximum}`
+  return schema.minimum !== undefined ? ` of at least ${schema.minimum}` : schema.maximum !== undefined ? ` of at most ${schema.maximum}` : ''
 }
 
 /** RFC 9110 §5.5 field values, as Node enforces them: tab, visible ASCII and obs-text; never CR, LF or NUL. */

@@ -11,7 +11,7 @@
  * headers instead.
  */
 import fp from 'fastify-plugin'
-import { realpathSync } from 'node:fs'
+import { realpathSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve as resolvePathOnDisk, sep } from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -27,7 +27,6 @@ import { sendListing } from './listing.js'
 import { corsFor, preflight } from './cors.js'
 import { encodable, OnTheFly } from './onthefly.js'
 import { OptionsError } from './options.js'
-import { NoRootError } from './start-errors.js'
 import { budgetWithinMachine } from './size.js'
 import { RETRY_AFTER_S, Unavailable } from './transient.js'
 import type { Asset } from './types.js'
@@ -68,11 +67,10 @@ const STATIC_METHODS = ['GET', 'HEAD'] as const
 
 async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePluginOptions): Promise<void> {
   const { prefix: rawPrefix = '', watch = true, ...rest } = pluginOptions
-  const opts = resolveOptions(rest)
+  const opts = resolveOptions(rest, 'wasm-serve options', PLUGIN_KEYS)
   const revalidate = watch || rest.revalidate !== undefined ? opts.revalidate : 0
-  if (opts.root === null) throw new NoRootError('the wasm-serve plugin needs a "root" option: the directory to serve', { option: '/root', value: null })
-  const prefix = rawPrefix.replace(/\/+$/, '')
-  const root = resolvePathOnDisk(opts.root)
+  const prefix = prefixOf(rawPrefix)
+  const root = rootOf(opts.root)
   const { onTheFly, minSize } = opts.compress
   const cacheDir = onTheFly ? cacheDirFor(opts, root) : null
   const tokens = opts.precompressed
@@ -105,6 +103,10 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
   // representations here are already encoded and carry their own Content-Length and ETag (D4, D5).
   const routeOptions = { compress: false } as Record<string, unknown>
   fastify.route({ ...routeOptions, method: [...STATIC_METHODS], url: `${prefix}/*`, handler })
+  // `/static` is the prefix's directory without its slash: redirected as any directory is (unless the app answers it).
+  if (prefix !== '' && !fastify.hasRoute({ method: 'GET', url: prefix })) {
+    fastify.route({ ...routeOptions, method: [...STATIC_METHODS], url: prefix, handler: (request, reply) => pathOf(request.url) === prefix ? redirectToDirectory(request, reply, prefix) : handler(request, reply) })
+  }
   if (opts.cors !== false) fastify.route({ ...routeOptions, method: 'OPTIONS', url: `${prefix}/*`, handler: (request, reply) => preflight(opts, request, reply) })
   if (opts.methodNotAllowed) {
     // D17: any other method on a static path is 405, answered in onRequest, before a body would be
@@ -119,6 +121,39 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
     })
   }
   if (opts.healthz) fastify.get(`${prefix}/healthz`, async () => ({ status: 'ok', files: catalog.size }))
+}
+
+/** The plugin's own keys, beside the schema's: named when an unknown key is near one. */
+const PLUGIN_KEYS = ['prefix', 'watch']
+
+/** `/static` or `/static/` → `/static`; '' serves at the site's root. A route path must start with '/'. */
+function prefixOf (prefix: unknown): string {
+  if (typeof prefix !== 'string' || (prefix !== '' && !prefix.startsWith('/'))) {
+    throw new OptionsError([{ path: '/prefix', message: 'must be a URL path starting with "/", e.g. "/static"', value: prefix }], 'wasm-serve options')
+  }
+  return prefix.replace(/\/+$/, '')
+}
+
+/** The root, resolved, checked before anything reads it: missing, not found, or a file are each said so. */
+function rootOf (root: string | null): string {
+  const problem = (message: string) => new OptionsError([{ path: '/root', message, value: root }], 'wasm-serve options')
+  if (root === null) throw problem('is required: the directory wasm-serve serves')
+  const resolved = resolvePathOnDisk(root)
+  let stats
+  try { stats = statSync(resolved) } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw problem(code === 'ENOENT' ? `no such directory${resolved === root ? '' : ` (${resolved})`}` : `cannot be read: ${code ?? String(err)}`)
+  }
+  if (!stats.isDirectory()) throw problem(`${stats.isFile() ? 'is a file, not' : 'is not'} a directory: give the directory to serve`)
+  return resolved
+}
+
+const pathOf = (url: string) => url.split('?', 1)[0]!
+
+/** 301 to the directory's URL with its trailing slash, the query kept. `path` is already encoded. */
+function redirectToDirectory (request: FastifyRequest, reply: FastifyReply, path: string): FastifyReply {
+  const query = request.url.indexOf('?')
+  return reply.code(301).header('location', `${path}/${query === -1 ? '' : request.url.slice(query)}`).send()
 }
 
 function handleOf (catalog: Catalog, compression: OnTheFly | undefined): WasmServeHandle {
@@ -212,20 +247,17 @@ async function handleMiss (input: HandleInput, path: string, directory: boolean)
     if (directory) {
       const listed = sendListing(request, reply, catalog, path, `${input.prefix}/${path === '' ? '' : path + '/'}`)
       if (listed !== undefined) return listed
-    } else if (catalog.hasDir(path)) return redirectToDirectory(input, path)
+    } else if (catalog.hasDir(path)) return redirectInto(input, path)
   }
-  if (found === 'redirect') return redirectToDirectory(input, path)
+  if (found === 'redirect') return redirectInto(input, path)
   const asset = found ?? await spaFallback(input, path)
   if (asset === undefined) return reply.callNotFound()
   return serve(input, asset)
 }
 
 /** `/dir` → 301 `/dir/`, the query kept: relative links in the directory's page resolve against it. */
-function redirectToDirectory (input: HandleInput, path: string): FastifyReply {
-  const { request, reply } = input
-  const query = request.url.indexOf('?')
-  const location = `${input.prefix}/${path.split('/').map(encodeURIComponent).join('/')}/${query === -1 ? '' : request.url.slice(query)}`
-  return reply.code(301).header('location', location).send()
+function redirectInto (input: HandleInput, path: string): FastifyReply {
+  return redirectToDirectory(input.request, input.reply, `${input.prefix}/${path.split('/').map(encodeURIComponent).join('/')}`)
 }
 
 function serve (input: HandleInput, asset: Asset): Promise<unknown> | undefined {

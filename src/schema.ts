@@ -34,7 +34,7 @@ export const Route = Type.Object({
 export const OptionsSchema = Type.Object({
   root: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description: 'Directory to serve. In a config file it is relative to the file. Without one the CLI serves its bundled demo.' })),
   host: Type.Optional(Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address the CLI binds (env HOST). The Docker image sets 0.0.0.0.' })),
-  port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Port the CLI binds (env PORT); 0 picks a free one. When it is taken the CLI says so and uses the next free one.' })),
+  port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Port the CLI binds (env PORT); 0 picks a free one. When the default is taken the CLI says so and uses the next free one; a port asked for (flag, environment, config file) that is taken is an error (exit 1).' })),
   precompressed: Type.Optional(Type.Array(Type.Union([Type.Literal('br'), Type.Literal('zstd'), Type.Literal('gzip')]), { uniqueItems: true, default: ['br', 'zstd', 'gzip'], description: 'Which precompressed siblings (x.br, x.zst, x.gz) are served, in server preference order for q-value ties.' })),
   compress: Type.Optional(Type.Object({
     onTheFly: Type.Optional(Type.Boolean({ default: true, description: 'Compress compressible files that have no siblings, once, off the event loop, and cache the result.' })),

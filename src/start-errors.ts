@@ -31,22 +31,30 @@ export class UsageError extends StartError { readonly code = 'WASM_SERVE_USAGE' 
 /** The certificate or key named by the options cannot be read or is not PEM. */
 export class TlsError extends StartError { readonly code = 'WASM_SERVE_TLS' }
 
-/** No directory to serve: the plugin was given no `root`, or the CLI's directory does not exist. */
+/** No directory to serve: a command's directory does not exist or is a file. (The plugin's `root` is an option: an OptionsError at `/root`.) */
 export class NoRootError extends StartError { readonly code = 'WASM_SERVE_NO_ROOT' }
 
 /**
  * One problem found in the options: its JSON path (RFC 6901, e.g. `/routes/0/match`), what is wrong,
- * the value refused, and, in the CLI, where that value came from (a flag, a variable, the config file).
+ * the value refused, and, in the CLI, the flag or variable that gave the value (`name`, shown instead
+ * of the path: that is what the user typed) or where a value inside one came from (`from`: a
+ * variable's JSON, the config file).
  */
-export interface OptionProblem { path: string, message: string, value?: unknown, from?: string }
+export interface OptionProblem { path: string, message: string, value?: unknown, name?: string, from?: string }
 
-/** Options that do not validate, with every problem found at once. `option`/`value` are the first problem's. */
+/**
+ * Options that do not validate, with every problem found at once. `option`/`value` are the first
+ * problem's: the flag when a flag gave it, else the JSON path. One problem of a flag or variable is
+ * one line (`--port: expected …`); otherwise a heading and a line per problem.
+ */
 export class OptionsError extends StartError {
   readonly code = 'WASM_SERVE_BAD_OPTIONS'
   readonly problems: OptionProblem[]
   readonly source: string
   constructor (problems: OptionProblem[], source = 'options') {
-    super(`invalid ${source}:\n` + problems.map(problemLine).join('\n'), { option: problems[0]?.path, value: problems[0]?.value })
+    const first = problems[0]
+    const message = problems.length === 1 && first?.name !== undefined ? problemLine(first) : `invalid ${source}:\n` + problems.map(p => '  ' + problemLine(p)).join('\n')
+    super(message, { option: first?.name?.startsWith('-') === true ? first.name : first?.path, value: first?.value })
     this.problems = problems
     this.source = source
   }
@@ -57,12 +65,7 @@ function problemLine (p: OptionProblem): string {
   // JSON.stringify quotes the value and escapes control characters (a CR in a header value, say);
   // the path carries names as written (a header name), the origin a file name.
   const got = scalar ? `, got ${printable(JSON.stringify(p.value))}` : ''
-  return `  ${printable(p.path || '/')}: ${printable(p.message)}${got.length > 100 ? got.slice(0, 99) + '…' : got}${p.from !== undefined ? ` (${printable(p.from)})` : ''}`
-}
-
-/** The flag a util.parseArgs message is about: "Option '-p, --port <value>' argument missing" → `--port`. */
-export function flagNamedIn (message: string): string | undefined {
-  return /'(?:-\w, )?(--?[\w-]+)/.exec(message)?.[1]
+  return `${printable(p.name ?? (p.path || '/'))}: ${printable(p.message)}${got.length > 100 ? got.slice(0, 99) + '…' : got}${p.from !== undefined ? ` (${printable(p.from)})` : ''}`
 }
 
 /**
@@ -79,5 +82,7 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130, terminated: 
  */
 export function startErrorText (err: StartError, command = 'wasm-serve'): string {
   const message = err instanceof OptionsError ? err.message : printable(err.message)
-  return `${command}: ${message}${err instanceof UsageError ? ` (see ${command} --help)` : ''}\n`
+  // A bad flag value is a usage mistake too, whoever checked it (the flag layer or the schema).
+  const usage = err instanceof UsageError || (err instanceof OptionsError && err.problems.some(p => p.name?.startsWith('-') === true))
+  return `${command}: ${message}${usage ? ` (see ${command} --help)` : ''}\n`
 }

@@ -60,7 +60,8 @@ t.test('usage errors exit 2 with one line; --help lists every rule and exits 0',
     [['ftp://example.com/a.wasm'], /not an http\(s\) URL: ftp:\/\/example\.com\/a\.wasm/],
     [['not a url'], /not an http\(s\) URL/],
     [['--timeout', 'soon', 'http://127.0.0.1:1/'], /--timeout: expected a duration like 10s or 5000ms, got "soon"/],
-    [['--bogus', 'http://127.0.0.1:1/'], /Unknown option '--bogus'/],
+    [['--bogus', 'http://127.0.0.1:1/'], /^wasm-serve check: unknown flag --bogus \(see wasm-serve check --help\)$/m],
+    [['--timeot', '3s', 'http://127.0.0.1:1/'], /^wasm-serve check: unknown flag --timeot \(did you mean --timeout\?\) \(see wasm-serve check --help\)$/m],
   ] as Array<[string[], RegExp]>) {
     const out = await run(t, args)
     t.equal(out.code, 2, args.join(' '))

@@ -10,11 +10,12 @@ import { join } from 'node:path'
 import Fastify from 'fastify'
 import { request } from 'undici'
 import { parseCompressArgs } from '../src/compress/args.js'
-import { parseCli } from '../src/config.js'
+import { FLAGS, parseCli } from '../src/config.js'
 import { OptionsError, OptionsSchema, resolveOptions, type OptionProblem } from '../src/options.js'
 import wasmServe, { OptionsError as PluginOptionsError, type WasmServePluginOptions } from '../src/plugin.js'
 import { OptionsSchema as DefinedSchema } from '../src/schema.js'
-import { NoRootError, StartError, TlsError, UsageError } from '../src/start-errors.js'
+import { checkDirectory } from '../src/args.js'
+import { NoRootError, StartError, startErrorText, TlsError, UsageError } from '../src/start-errors.js'
 import { loadTls } from '../src/tls.js'
 import { ROOT, runCli, serveCli, SERVING } from './helpers/cli.js'
 
@@ -277,21 +278,100 @@ t.test('a flag with an optional value leaves a following directory alone', async
   t.match(parseCli(['./dir', '--isolate'], {}, TMP).options, { root: join(TMP, 'dir'), crossOriginIsolation: 'require-corp' })
 })
 
-t.test('bad flag values are reported with the option\'s JSON path', async t => {
-  t.ok(problemsOf(() => parseCli(['--isolate=yes'], {}, TMP)).some(p => p.path === '/crossOriginIsolation'), '--isolate=yes')
-  t.ok(problemsOf(() => parseCli(['--cors=not-an-origin'], {}, TMP)).some(p => p.path.startsWith('/cors')), '--cors=not-an-origin')
-  t.ok(problemsOf(() => parseCli(['--port', 'abc'], {}, TMP)).some(p => p.path === '/port'), '--port abc')
-  t.ok(problemsOf(() => parseCli(['--port', '70000'], {}, TMP)).some(p => p.path === '/port'), '--port 70000')
-  t.ok(problemsOf(() => parseCli(['--preload', 'a.wasm'], {}, TMP)).some(p => p.path === '/preload/0'), '--preload a.wasm (not absolute)')
-  t.ok(problemsOf(() => parseCli(['--memory-budget', 'lots'], {}, TMP)).some(p => p.path === '/memoryBudget'), '--memory-budget lots')
+t.test('bad flag values are reported under the flag\'s name, with the option\'s JSON path for programs', async t => {
+  const cases: Array<[string[], string, string]> = [
+    [['--cors=not-an-origin'], '/cors', '--cors'],
+    [['--port', 'abc'], '/port', '--port'],
+    [['--port', '70000'], '/port', '--port'],
+    [['--preload', 'a.wasm'], '/preload/0', '--preload'],
+    [['--memory-budget', 'lots'], '/memoryBudget', '--memory-budget'],
+  ]
+  for (const [argv, path, name] of cases) {
+    const problems = problemsOf(() => parseCli(argv, {}, TMP))
+    t.ok(problems.some(p => p.path.startsWith(path) && p.name === name), `${argv.join(' ')}: ${path} shown as ${name}`, { problems })
+  }
+  const port = (() => { try { parseCli(['--port', 'abc'], {}, TMP) } catch (err) { return err } })()
+  t.ok(port instanceof OptionsError)
+  t.equal((port as OptionsError).message, '--port: expected an integer 0–65535, got "abc"', 'one line: the flag, what it takes, the value')
+  t.equal(startErrorText(port as OptionsError), 'wasm-serve: --port: expected an integer 0–65535, got "abc" (see wasm-serve --help)\n', 'pointing at --help')
+  t.match(problemsOf(() => parseCli(['--port', '70000'], {}, TMP))[0], { message: 'expected an integer 0–65535', value: 70000 })
+  t.match(problemsOf(() => parseCli(['--preload', 'a.wasm'], {}, TMP))[0], { message: 'must start with "/"', value: 'a.wasm' })
+})
+
+t.test('a bad variable is named as the variable; a config file keeps the JSON path', async t => {
+  const text = (fn: () => unknown) => { try { fn() } catch (err) { return err instanceof OptionsError ? startErrorText(err) : String(err) } return 'nothing thrown' }
+  t.equal(text(() => parseCli([], { PORT: 'abc' }, TMP)), 'wasm-serve: PORT: expected an integer 0–65535, got "abc"\n')
+  t.equal(text(() => parseCli([], { WASM_SERVE_LOG_LEVEL: 'verbose' }, TMP)), 'wasm-serve: WASM_SERVE_LOG_LEVEL: expected fatal, error, warn, info, debug, trace or silent, got "verbose"\n')
+  const file = writeConfig('port-abc.json', { port: 'abc' })
+  t.equal(text(() => parseCli(['--config', file], {}, TMP)), `wasm-serve: invalid configuration:\n  /port: expected an integer 0–65535, got "abc" (config file ${file})\n`)
+  const typo = writeConfig('typo.json', { rot: '../site', isolation: 'require-corp' })
+  t.equal(text(() => parseCli(['--config', typo], {}, TMP)), `wasm-serve: invalid configuration:\n  /: unknown key "rot" (did you mean "root"?) (config file ${typo})\n  /: unknown key "isolation" (config file ${typo})\n`, 'an unknown key names the nearest one, if any')
 })
 
 t.test('usage mistakes are UsageErrors naming what is wrong', async t => {
   const usage = (argv: string[]) => { try { parseCli(argv, {}, TMP) } catch (err) { return err instanceof UsageError ? err.message : `not a UsageError: ${String(err)}` } return 'nothing thrown' }
-  t.match(usage(['--prot', '80']), /Unknown option '--prot'/)
-  t.match(usage(['a', 'b']), /at most one directory/)
-  t.match(usage(['--port']), /--port/)
-  t.match(usage(['--config']), /--config/)
+  t.equal(usage(['--prot', '80']), 'unknown flag --prot (did you mean --port?)')
+  t.equal(usage(['--isolat']), 'unknown flag --isolat (did you mean --isolate?)')
+  t.equal(usage(['--Port', '80']), 'unknown flag --Port (did you mean --port?)')
+  t.equal(usage(['-port', '80']), 'unknown flag -port (did you mean --port?)', 'a long flag with one dash is not read as -p "ort"')
+  t.equal(usage(['--bogus']), 'unknown flag --bogus', 'nothing near: no guess')
+  t.equal(usage(['-x']), 'unknown flag -x')
+  t.equal(usage(['a', 'b']), 'expected at most one directory, got "a", "b"')
+  t.equal(usage(['--port']), '--port needs a value (N)')
+  t.equal(usage(['--port', '--host', 'x']), '--port needs a value (N), got the flag --host')
+  t.equal(usage(['--config']), '--config needs a value (FILE)')
+  t.equal(usage(['--https=yes']), '--https takes no value, got "yes"')
+  t.equal(usage(['--log-level', 'verbose']), '--log-level: expected fatal, error, warn, info, debug, trace or silent, got "verbose"')
+  t.equal(usage(['--isolate=yes']), '--isolate: expected require-corp or credentialless, got "yes"')
+  t.equal(usage(['--isolate=credentialles']), '--isolate: expected require-corp or credentialless, got "credentialles" (did you mean credentialless?)')
+  t.equal(usage(['--isolate', 'credentialles', 'dist']), 'expected at most one directory, got "credentialles", "dist" (--isolate takes the next word only when it is require-corp or credentialless; to give it "credentialles", write --isolate=credentialles)')
+})
+
+t.test('every flag that takes a value takes it as --flag value and as --flag=value', async t => {
+  const values: Record<string, string> = { port: '4100', host: '::1', config: join(CONF, 'empty.json'), isolate: 'credentialless', cors: 'https://a.example', spa: 'app.html', preload: '/a.wasm', 'tls-cert': 'c.pem', 'tls-key': 'k.pem', dictionaries: 'old', 'memory-budget': '64MB', 'log-level': 'debug', immutable: 'media/**', 'no-cache': 'app-*.js', 'log-format': 'json' }
+  writeConfig('empty.json', {})
+  for (const flag of FLAGS.filter(f => f.arg !== undefined)) {
+    const value = values[flag.name]
+    if (value === undefined) { t.fail(`no sample value for --${flag.name}`); continue }
+    // --tls-cert goes with --tls-key; the files are read later, by the server.
+    const pair = flag.name === 'tls-cert' ? ['--tls-key=k.pem'] : flag.name === 'tls-key' ? ['--tls-cert=c.pem'] : []
+    const spaced = parseCli([`--${flag.name}`, value, ...pair, './dir'], {}, TMP)
+    const joined = parseCli([`--${flag.name}=${value}`, ...pair, './dir'], {}, TMP)
+    t.same(spaced.options, joined.options, `--${flag.name} ${value} is --${flag.name}=${value}`)
+    t.equal(spaced.rootLabel, './dir', `--${flag.name} ${value}: the directory stays the directory`)
+  }
+})
+
+t.test('an optional value is taken from the next word only when it is one; otherwise the word is the directory', async t => {
+  const cases: Array<[string[], Record<string, unknown>, string | null]> = [
+    [['dist', '--cors', 'https://a.example'], { cors: { origin: ['https://a.example'] } }, 'dist'],
+    [['--cors', 'https://a.example,https://b.example', 'dist'], { cors: { origin: ['https://a.example', 'https://b.example'] } }, 'dist'],
+    [['--cors', '*', 'dist'], { cors: { origin: '*' } }, 'dist'],
+    [['--cors', 'dist'], { cors: { origin: '*' } }, 'dist'],
+    [['--isolate', 'credentialless', 'dist'], { crossOriginIsolation: 'credentialless' }, 'dist'],
+    [['--isolate', 'require-corp'], { crossOriginIsolation: 'require-corp' }, null],
+    [['--isolate', 'dist'], { crossOriginIsolation: 'require-corp' }, 'dist'],
+    [['dist', '--spa', 'app.html'], { spa: 'app.html' }, 'dist'],
+    [['--spa', 'shell.htm', 'dist'], { spa: 'shell.htm' }, 'dist'],
+    [['--spa', 'dist'], { spa: 'index.html' }, 'dist'],
+    [['--spa', '--isolate', 'dist'], { spa: 'index.html', crossOriginIsolation: 'require-corp' }, 'dist'],
+    [['--isolate', '--', 'credentialless'], { crossOriginIsolation: 'require-corp' }, 'credentialless'],
+  ]
+  for (const [argv, want, dir] of cases) {
+    const cli = parseCli(argv, {}, TMP)
+    t.match(cli.options, want, argv.join(' '))
+    t.equal(cli.rootLabel, dir, `${argv.join(' ')}: directory ${String(dir)}`)
+  }
+})
+
+t.test('what asked for the port is known: a flag, a variable, the config file, or nothing (the default)', async t => {
+  const file = writeConfig('port-only.json', { port: 4200 })
+  t.equal(parseCli([], {}, TMP).portFrom, undefined, 'the default')
+  t.equal(parseCli(['--port', '4201'], { PORT: '4202' }, TMP).portFrom, '--port')
+  t.equal(parseCli([], { PORT: '4202' }, TMP).portFrom, 'PORT')
+  t.equal(parseCli([], { WASM_SERVE_PORT: '4203', PORT: '4202' }, TMP).portFrom, 'WASM_SERVE_PORT')
+  t.equal(parseCli(['--config', file], {}, TMP).portFrom, `the config file ${file}`)
+  t.equal(parseCli(['--config', file, '-p', '8080'], {}, TMP).portFrom, '--port', 'asking for 8080 is asking too')
 })
 
 /** Every spelling of a size the one grammar (src/size.ts) accepts, with its value: KB = KiB = 1024. */
@@ -333,22 +413,23 @@ t.test('every size spelling is read the same in every option, variable and flag 
 })
 
 t.test('a bad size is refused with the option or flag named, the value, and examples', async t => {
-  const cases: Array<[string, (size: string) => unknown, string, RegExp?]> = [
-    ['memoryBudget option', size => resolveOptions({ memoryBudget: size }), '/memoryBudget'],
-    ['compress.minSize option', size => resolveOptions({ compress: { minSize: size } }), '/compress/minSize'],
-    // `=`: util.parseArgs takes "-1" after a flag for another flag.
-    ['--memory-budget', size => parseCli([`--memory-budget=${size}`], {}, TMP), '/memoryBudget', /\(flag --memory-budget\)$/],
-    ['WASM_SERVE_MEMORY_BUDGET', size => parseCli([], { WASM_SERVE_MEMORY_BUDGET: size }, TMP), '/memoryBudget', /\(environment WASM_SERVE_MEMORY_BUDGET\)$/],
-    ['WASM_SERVE_COMPRESS minSize', size => parseCli([], { WASM_SERVE_COMPRESS: JSON.stringify({ minSize: size }) }, TMP), '/compress/minSize', /\(environment WASM_SERVE_COMPRESS\)$/],
+  // [where, how, the JSON path, the name the line starts with, where the value came from]
+  const cases: Array<[string, (size: string) => unknown, string, string, RegExp?]> = [
+    ['memoryBudget option', size => resolveOptions({ memoryBudget: size }), '/memoryBudget', '/memoryBudget'],
+    ['compress.minSize option', size => resolveOptions({ compress: { minSize: size } }), '/compress/minSize', '/compress/minSize'],
+    ['--memory-budget', size => parseCli(['--memory-budget', size], {}, TMP), '/memoryBudget', '--memory-budget'],
+    ['--memory-budget=', size => parseCli([`--memory-budget=${size}`], {}, TMP), '/memoryBudget', '--memory-budget'],
+    ['WASM_SERVE_MEMORY_BUDGET', size => parseCli([], { WASM_SERVE_MEMORY_BUDGET: size }, TMP), '/memoryBudget', 'WASM_SERVE_MEMORY_BUDGET'],
+    ['WASM_SERVE_COMPRESS minSize', size => parseCli([], { WASM_SERVE_COMPRESS: JSON.stringify({ minSize: size }) }, TMP), '/compress/minSize', '/compress/minSize', /\(environment WASM_SERVE_COMPRESS\)$/],
   ]
-  for (const [place, run, path, origin] of cases) {
+  for (const [place, run, path, shown, origin] of cases) {
     for (const size of NOT_SIZES) {
       let error: unknown
       try { run(size) } catch (err) { error = err }
       const name = `${place}: ${JSON.stringify(size)}`
       if (!(error instanceof OptionsError)) { t.fail(`${name}: expected an OptionsError`, { error }); continue }
       t.match(error.problems, [{ path, value: size }], name)
-      const line = error.message.split('\n').find(l => l.trim().startsWith(`${path}:`)) ?? ''
+      const line = error.message.split('\n').find(l => l.trim().startsWith(`${shown}:`)) ?? ''
       t.match(line, `got ${JSON.stringify(size)}`, `${name}: the message gives the value`)
       t.match(line, /64MB.*1\.5MiB/, `${name}: and examples`)
       if (origin !== undefined) t.match(line, origin, `${name}: and where it came from`)
@@ -385,9 +466,11 @@ t.test('each kind of start-up error has its code, the option or flag concerned, 
     ['--tls-cert alone', await caught(() => parseCli(['--tls-cert', 'c.pem'], {}, TMP)), { name: 'UsageError', code: 'WASM_SERVE_USAGE', option: '--tls-cert', value: 'c.pem' }],
     ['--tls-key alone', await caught(() => parseCli(['--tls-key', 'k.pem'], {}, TMP)), { name: 'UsageError', code: 'WASM_SERVE_USAGE', option: '--tls-key', value: 'k.pem' }],
     ['an unreadable config file', await caught(() => parseCli(['--config', missingPem], {}, TMP)), { name: 'UsageError', code: 'WASM_SERVE_USAGE', option: '--config', value: missingPem }],
-    ['a bad option', await caught(() => parseCli(['--port', 'abc'], {}, TMP)), { name: 'OptionsError', code: 'WASM_SERVE_BAD_OPTIONS', option: '/port', value: 'abc' }],
+    ['a bad option', await caught(() => parseCli(['--port', 'abc'], {}, TMP)), { name: 'OptionsError', code: 'WASM_SERVE_BAD_OPTIONS', option: '--port', value: 'abc' }],
+    ['a bad option from a config file', await caught(() => parseCli(['--config', writeConfig('port-eighty.json', { port: 'eighty' })], {}, TMP)), { name: 'OptionsError', code: 'WASM_SERVE_BAD_OPTIONS', option: '/port', value: 'eighty' }],
+    ['a missing directory', await caught(() => checkDirectory(join(TMP, 'nope'), 'nope', folder => folder)), { name: 'NoRootError', code: 'WASM_SERVE_NO_ROOT', option: '<dir>', value: 'nope' }],
     ['an unreadable certificate', await caught(() => loadTls({ cert: missingPem, key: missingPem })), { name: 'TlsError', code: 'WASM_SERVE_TLS', option: '/https/cert', value: missingPem }],
-    ['a plugin without root', await caught(() => noRoot.register(wasmServe, { watch: false } as WasmServePluginOptions).ready()), { name: 'NoRootError', code: 'WASM_SERVE_NO_ROOT', option: '/root' }],
+    ['a plugin without root', await caught(() => noRoot.register(wasmServe, { watch: false } as WasmServePluginOptions).ready()), { name: 'OptionsError', code: 'WASM_SERVE_BAD_OPTIONS', option: '/root', value: null }],
     ['a cacheDir inside the root', await caught(() => insideRoot.register(wasmServe, { root: SITE, watch: false, compress: { cacheDir: join(SITE, 'cache') } }).ready()),
       { name: 'OptionsError', code: 'WASM_SERVE_BAD_OPTIONS', option: '/compress/cacheDir', value: join(SITE, 'cache') }],
   ]
@@ -396,9 +479,10 @@ t.test('each kind of start-up error has its code, the option or flag concerned, 
     t.match(error, want, what)
   }
   t.ok(cases[0][1] instanceof UsageError)
-  const [tls, noRootError, cacheDir] = cases.slice(-3).map(c => c[1])
+  t.ok(cases.find(c => c[0] === 'a missing directory')?.[1] instanceof NoRootError)
+  const [tls, pluginNoRoot, cacheDir] = cases.slice(-3).map(c => c[1])
   t.ok(tls instanceof TlsError)
-  t.ok(noRootError instanceof NoRootError)
+  t.ok(pluginNoRoot instanceof PluginOptionsError, 'the plugin\'s missing root is an option problem: /root')
   t.ok(cacheDir instanceof PluginOptionsError, 'the plugin exports OptionsError under that name, with its problems')
   t.same((cacheDir as OptionsError).problems.map(p => p.path), ['/compress/cacheDir'])
 })

@@ -29,10 +29,12 @@ t.test('usage errors exit 2 with one line naming the problem, and write nothing'
   const file = join(root, 'index.html')
   const cases: Array<[string[], RegExp]> = [
     [[root], /--target is required: one of nginx, caddy, netlify, cloudflare-pages, vercel, s3/],
-    [['--target', 'apache', root], /unknown target "apache" \(expected one of nginx, caddy/],
+    [['--target', 'apache', root], /--target: expected nginx, caddy, netlify, cloudflare-pages, vercel or s3, got "apache" \(see wasm-serve export --help\)/],
+    [['--target', 'ngnix', root], /--target: expected .*, got "ngnix" \(did you mean nginx\?\)/],
+    [['--traget', 'nginx', root], /unknown flag --traget \(did you mean --target\?\)/],
     [['--target', 'nginx'], /missing <dir>/],
     [['--target', 'nginx', join(root, 'nope')], /directory not found: .*nope/],
-    [['--target', 'nginx', file], /directory not found: .*index\.html/],
+    [['--target', 'nginx', file], /index\.html is a file, not a directory: export its folder with `wasm-serve export --target nginx .*`$/m],
     [['--target', 'nginx', root, '--isolate=bogus'], /--isolate/],
     [['--target', 'nginx', root, '--bogus'], /--bogus/],
     [['--target', 'nginx', root, 'second'], /at most one directory/],

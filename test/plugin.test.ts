@@ -3,7 +3,8 @@ import { request } from 'undici'
 import { gunzipSync, brotliDecompressSync } from 'node:zlib'
 import type { FastifyInstance } from 'fastify'
 import compress from '@fastify/compress'
-import { OptionsError } from '../src/plugin.js'
+import { join, resolve } from 'node:path'
+import { OptionsError, type WasmServePluginOptions } from '../src/plugin.js'
 import { get } from './helpers/http.js'
 import { until } from './helpers/poll.js'
 import { startPlugin } from './helpers/server.js'
@@ -60,8 +61,69 @@ t.test('bad plugin options are rejected at registration with their JSON paths', 
   t.match((err as Error).message, /unknown key "bogus"/)
 })
 
-t.test('a missing root is a clear error', async t => {
-  await t.rejects(startPlugin(t, { root: '/nonexistent/wasm-serve-root' }), /root|ENOENT|directory/)
+/** What registering the plugin with `options` rejects with (undefined if it starts). */
+async function refusal (options: Record<string, unknown>): Promise<unknown> {
+  return startPlugin(t, options as unknown as WasmServePluginOptions).then(() => undefined, (err: unknown) => err)
+}
+
+t.test('a root that is missing, null, not found or a file is an OptionsError at /root naming wasm-serve and the value', async t => {
+  const file = join(root, 'index.html')
+  const cases: Array<[string, Record<string, unknown>, unknown, string]> = [
+    ['no root', {}, null, '/root: is required: the directory wasm-serve serves'],
+    ['root: null', { root: null }, null, '/root: is required: the directory wasm-serve serves'],
+    ['a root not found', { root: '/nonexistent/wasm-serve-root' }, '/nonexistent/wasm-serve-root', '/root: no such directory, got "/nonexistent/wasm-serve-root"'],
+    ['a relative root not found', { root: 'no-such-dist' }, 'no-such-dist', `/root: no such directory (${resolve('no-such-dist')}), got "no-such-dist"`],
+    ['a root that is a file', { root: file }, file, `/root: is a file, not a directory: give the directory to serve, got ${JSON.stringify(file)}`],
+  ]
+  for (const [what, options, value, line] of cases) {
+    const err = await refusal(options)
+    t.ok(err instanceof OptionsError, `${what}: an OptionsError`, { err })
+    t.match(err, { code: 'WASM_SERVE_BAD_OPTIONS', option: '/root', value, problems: [{ path: '/root', value }] }, what)
+    t.equal((err as Error).message, `invalid wasm-serve options:\n  ${line}`, `${what}: the message`)
+  }
+})
+
+t.test('a prefix without its leading slash is an OptionsError at /prefix; trailing slashes are trimmed', async t => {
+  for (const prefix of ['static', 'static/', 42]) {
+    const err = await refusal({ root, prefix })
+    t.ok(err instanceof OptionsError, `prefix ${JSON.stringify(prefix)}`)
+    t.equal((err as Error).message, `invalid wasm-serve options:\n  /prefix: must be a URL path starting with "/", e.g. "/static"${typeof prefix === 'string' ? `, got "${prefix}"` : ', got 42'}`)
+  }
+  const { url } = await startPlugin(t, { root, prefix: '/static//' })
+  t.equal((await get(`${url}/static/sqlite3.wasm`)).status, 200, '"/static//" serves under /static')
+})
+
+t.test('GET /prefix (no slash) redirects to /prefix/, the query kept; the app may answer it itself', async t => {
+  const { url } = await startPlugin(t, { root, prefix: '/static' })
+  for (const [path, location] of [['/static', '/static/'], ['/static?v=2&x', '/static/?v=2&x']]) {
+    for (const method of ['GET', 'HEAD'] as const) {
+      const res = await request(`${url}${path}`, { method })
+      await res.body.dump()
+      t.equal(res.statusCode, 301, `${method} ${path}`)
+      t.equal(res.headers.location, location, `${method} ${path} → ${location}`)
+    }
+  }
+  const index = await get(`${url}/static/`)
+  t.equal(index.status, 200, '/static/ is the index page, not another redirect')
+  t.match(index.headers['content-type'], /text\/html/)
+  const own = await startPlugin(t, { root, prefix: '/static' }, { before: app => { app.get('/static', async () => 'the app\'s page') } })
+  t.equal((await get(`${own.url}/static`)).body.toString(), 'the app\'s page', 'an app route at the prefix wins')
+})
+
+t.test('an unknown key says which key was meant', async t => {
+  const cases: Array<[Record<string, unknown>, string]> = [
+    [{ root, rot: 'dist' }, '/: unknown key "rot" (did you mean "root"?)'],
+    [{ root, prefx: '/static' }, '/: unknown key "prefx" (did you mean "prefix"?)'],
+    [{ root, memoryBuget: '64MB' }, '/: unknown key "memoryBuget" (did you mean "memoryBudget"?)'],
+    [{ root, compress: { minsize: 10 } }, '/compress: unknown key "minsize" (did you mean "minSize"?)'],
+    [{ root, routes: [{ match: '*', cachecontrol: 'no-store' }] }, '/routes/0: unknown key "cachecontrol" (did you mean "cacheControl"?)'],
+    [{ root, colour: 'blue' }, '/: unknown key "colour"'],
+  ]
+  for (const [options, line] of cases) {
+    const err = await refusal(options)
+    t.ok(err instanceof OptionsError)
+    t.equal((err as Error).message, `invalid wasm-serve options:\n  ${line}`)
+  }
 })
 
 t.test('headers the server owns per representation, and unencodable preloads, are refused at registration', async t => {

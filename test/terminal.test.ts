@@ -226,5 +226,5 @@ t.test('on a pseudo-terminal: the banner first, no JSON, human request lines', a
 t.test('--log-format takes pretty, json or auto and nothing else', async t => {
   const proc = runCli(t, ['--log-format', 'xml'])
   t.equal((await proc.exited).code, 2)
-  t.match(proc.out.stderr, /logFormat/)
+  t.match(proc.out.stderr, /--log-format: expected auto, pretty or json, got "xml"/)
 })

@@ -1,6 +1,6 @@
-/** Flags of `wasm-serve check`, parsed with node's util.parseArgs; the help text lists every rule. */
-import { parseArgs } from 'node:util'
-import { flagNamedIn, UsageError } from '../start-errors.js'
+/** Flags of `wasm-serve check`, parsed by the commands' one argument layer (src/args.ts); the help text lists every rule. */
+import { parseFlags, type Flag } from '../args.js'
+import { UsageError } from '../start-errors.js'
 import { RULES } from './rules.js'
 
 export interface CheckArgs {
@@ -11,6 +11,13 @@ export interface CheckArgs {
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000
+
+const FLAGS: Flag[] = [
+  { name: 'json', doc: 'print the report as JSON' },
+  { name: 'insecure', doc: 'accept any TLS certificate' },
+  { name: 'timeout', arg: 'TIME', doc: 'give up on a request after this long without a byte' },
+  { name: 'help', short: 'h', doc: 'show this help' },
+]
 
 const ruleLines = RULES.map(r => `  ${r.id.padEnd(16)}${r.summary}`).join('\n')
 
@@ -48,23 +55,9 @@ export function parseDuration (text: string): number | undefined {
 
 /** argv (after `check`) → the URLs and flags, `'help'`, or a UsageError naming what is wrong. */
 export function parseCheckArgs (argv: string[]): CheckArgs | 'help' {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean' },
-        insecure: { type: 'boolean' },
-        timeout: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
-  } catch (err) {
-    const message = (err as Error).message
-    throw new UsageError(message.replace(/\. To specify a positional argument.*$/s, ''), { option: flagNamedIn(message) })
-  }
-  const { values, positionals } = parsed
+  const parsed = parseFlags(argv, FLAGS)
+  const { positionals } = parsed
+  const values = parsed.values as { json?: boolean, insecure?: boolean, timeout?: string, help?: boolean }
   if (values.help === true) return 'help'
   if (positionals.length === 0) throw new UsageError('missing <url>: the page or module to check', { option: '<url>' })
   for (const url of positionals) {

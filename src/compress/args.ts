@@ -1,8 +1,9 @@
-/** Flags of `wasm-serve compress`, parsed with node's util.parseArgs. */
-import { parseArgs } from 'node:util'
+/** Flags of `wasm-serve compress`, parsed by the commands' one argument layer (src/args.ts). */
+import { parseFlags, type Flag } from '../args.js'
 import { ENCODINGS, type EncodingToken } from '../encodings.js'
+import { nearest } from '../nearest.js'
 import { parseSize, SIZE_EXPECTED } from '../size.js'
-import { flagNamedIn } from '../start-errors.js'
+import { UsageError } from '../start-errors.js'
 
 export interface CompressOptions {
   dir: string
@@ -54,13 +55,23 @@ cannot make deltas: 1, after one line saying so (the siblings are still written)
 
 const KNOWN = ENCODINGS.map(e => e.token) as readonly string[]
 
+const FLAGS: Flag[] = [
+  { name: 'encodings', arg: 'LIST', doc: 'comma-separated, from br,zstd,gzip' },
+  { name: 'min-size', arg: 'SIZE', doc: 'skip smaller files' },
+  { name: 'dictionary-from', arg: 'DIR', multiple: true, doc: 'an earlier release (repeatable)' },
+  { name: 'dry-run', doc: 'list what would be written, write nothing' },
+  { name: 'force', doc: 'rewrite siblings and deltas even when up to date' },
+  { name: 'help', short: 'h', doc: 'show this help' },
+]
+
 type UsageMistake = Extract<ParsedArgs, { kind: 'error' }>
 
 function parseEncodings (list: string): EncodingToken[] | UsageMistake {
   const tokens = list.split(',').map(s => s.trim().toLowerCase()).filter(Boolean)
   const bad = tokens.find(tok => !KNOWN.includes(tok))
   const mistake = { kind: 'error', flag: '--encodings', value: list } as const
-  if (bad !== undefined) return { ...mistake, message: `unknown encoding "${bad}" in --encodings (expected ${KNOWN.join(',')})` }
+  const near = bad === undefined ? undefined : nearest(bad, KNOWN)
+  if (bad !== undefined) return { ...mistake, message: `unknown encoding "${bad}" in --encodings (expected ${KNOWN.join(',')}${near === undefined ? '' : `; did you mean ${near}?`})` }
   if (tokens.length === 0) return { ...mistake, message: '--encodings needs at least one of br,zstd,gzip' }
   // Keep the table's order (server preference) and drop duplicates.
   return ENCODINGS.map(e => e.token).filter(tok => tokens.includes(tok))
@@ -73,34 +84,22 @@ function parseMinSize (text: string): number | UsageMistake {
 /** Turns argv (after `compress`) into options, a help request, or a one-line usage error. */
 export function parseCompressArgs (argv: string[]): ParsedArgs {
   let parsed
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        encodings: { type: 'string', default: KNOWN.join(',') },
-        'min-size': { type: 'string', default: '1KiB' },
-        'dry-run': { type: 'boolean', default: false },
-        force: { type: 'boolean', default: false },
-        'dictionary-from': { type: 'string', multiple: true, default: [] },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    })
-  } catch (err) {
-    const message = (err as Error).message
-    return { kind: 'error', message, flag: flagNamedIn(message) }
+  try { parsed = parseFlags(argv, FLAGS) } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    return { kind: 'error', message: err.message, flag: err.option, ...(typeof err.value === 'string' ? { value: err.value } : {}) }
   }
-  const { values, positionals } = parsed
-  if (values.help) return { kind: 'help' }
+  const { positionals } = parsed
+  const values = parsed.values as { encodings?: string, 'min-size'?: string, 'dictionary-from'?: string[], 'dry-run'?: boolean, force?: boolean, help?: boolean }
+  if (values.help === true) return { kind: 'help' }
   if (positionals.length !== 1) {
-    return { kind: 'error', message: positionals.length === 0 ? 'missing <dir>' : `expected one <dir>, got ${positionals.length}` }
+    return { kind: 'error', message: positionals.length === 0 ? 'missing <dir>' : `expected one <dir>, got ${positionals.map(p => JSON.stringify(p)).join(', ')}` }
   }
-  const encodings = parseEncodings(values.encodings)
+  const encodings = parseEncodings(values.encodings ?? KNOWN.join(','))
   if (!Array.isArray(encodings)) return encodings
-  const minSize = parseMinSize(values['min-size'])
+  const minSize = parseMinSize(values['min-size'] ?? '1KiB')
   if (typeof minSize !== 'number') return minSize
   return {
     kind: 'run',
-    options: { dir: positionals[0], encodings, minSize, dryRun: values['dry-run'], force: values.force, dictionaryFrom: values['dictionary-from'] },
+    options: { dir: positionals[0]!, encodings, minSize, dryRun: values['dry-run'] === true, force: values.force === true, dictionaryFrom: values['dictionary-from'] ?? [] },
   }
 }

@@ -21,7 +21,7 @@ export async function openRoot (dir: string): Promise<string | { error: string }
     const code = (err as NodeJS.ErrnoException).code
     return { error: code === 'ENOENT' ? `no such directory: ${dir}` : `cannot read ${dir}: ${code ?? String(err)}` }
   }
-  if (!st.isDirectory()) return { error: `not a directory: ${dir}` }
+  if (!st.isDirectory()) return { error: `${dir} ${st.isFile() ? 'is a file, not' : 'is not'} a directory: give the directory it is in` }
   return realpath(dir)
 }
 

@@ -9,9 +9,10 @@ import { mkdir, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { writeAtomic } from '../atomic-write.js'
 import type { Io } from '../compress/report.js'
+import { checkDirectory } from '../args.js'
 import { parseCli, type Flag } from '../config.js'
 import { printable } from '../printable.js'
-import { EXIT, NoRootError, StartError, startErrorText, UsageError } from '../start-errors.js'
+import { EXIT, StartError, startErrorText, UsageError } from '../start-errors.js'
 import { readSite } from './site.js'
 import type { Exported } from './target.js'
 import { TARGETS } from './targets/index.js'
@@ -19,7 +20,7 @@ import { TARGETS } from './targets/index.js'
 const NAME = 'wasm-serve export'
 
 const EXPORT_FLAGS: Flag[] = [
-  { name: 'target', short: 't', arg: 'ENGINE', doc: `the engine to write for: ${Object.keys(TARGETS).join(', ')}` },
+  { name: 'target', short: 't', arg: 'ENGINE', choices: Object.keys(TARGETS), doc: `the engine to write for: ${Object.keys(TARGETS).join(', ')}` },
   { name: 'out', short: 'o', arg: 'PATH', doc: 'write to this file (a directory for targets that write two files) instead of stdout' },
 ]
 
@@ -57,11 +58,11 @@ export async function runExport (argv: string[], io: Io = { stdout: process.stdo
     const cli = parseCli(argv, env, cwd, EXPORT_FLAGS)
     const name = cli.extra.target
     if (typeof name !== 'string') throw new UsageError(`--target is required: one of ${Object.keys(TARGETS).join(', ')}`, { option: '--target' })
-    const target = TARGETS[name]
-    if (target === undefined) throw new UsageError(`unknown target "${name}" (expected one of ${Object.keys(TARGETS).join(', ')})`, { option: '--target', value: name })
+    // --target's choices were checked by the argument layer.
+    const target = TARGETS[name]!
     const root = cli.options.root
     if (root === null) throw new UsageError('missing <dir>: the directory to export the configuration for', { option: '<dir>' })
-    if (!await isDirectory(root)) throw new NoRootError(`directory not found: ${cli.rootLabel ?? root}`, { option: '<dir>', value: cli.rootLabel ?? root })
+    checkDirectory(root, cli.rootLabel ?? root, folder => `export its folder with \`wasm-serve export --target ${name} ${folder}\``)
     const site = await readSite({ ...cli.options, root })
     const exported = target(site)
     const out = cli.extra.out
