@@ -7,6 +7,8 @@ import { flagNamedIn } from '../start-errors.js'
 export interface CompressOptions {
   dir: string
   encodings: EncodingToken[]
+  /** Whether --encodings was typed: an encoding asked for by name that this Node cannot make fails the run (exit 1). */
+  encodingsGiven: boolean
   minSize: number
   dryRun: boolean
   force: boolean
@@ -27,7 +29,8 @@ compressible file in <dir>, in parallel on all cores. Up-to-date siblings are ke
 would not be smaller than its file is not written.
 
 Options:
-  --encodings LIST        comma-separated, from br,zstd,gzip (default: br,zstd,gzip)
+  --encodings LIST        comma-separated, from br,zstd,gzip (default: br,zstd,gzip, less those this
+                          Node cannot make; one named here that it cannot make exits 1)
   --min-size SIZE         skip smaller files: 512, 1KB, 1.5MiB (KB = KiB = 1024; default: 1KiB)
   --dictionary-from DIR   an earlier release (repeatable): write deltas of the modules against it
   --dry-run               list what would be written, write nothing
@@ -78,7 +81,7 @@ export function parseCompressArgs (argv: string[]): ParsedArgs {
       args: argv,
       allowPositionals: true,
       options: {
-        encodings: { type: 'string', default: KNOWN.join(',') },
+        encodings: { type: 'string' },
         'min-size': { type: 'string', default: '1KiB' },
         'dry-run': { type: 'boolean', default: false },
         force: { type: 'boolean', default: false },
@@ -95,12 +98,12 @@ export function parseCompressArgs (argv: string[]): ParsedArgs {
   if (positionals.length !== 1) {
     return { kind: 'error', message: positionals.length === 0 ? 'missing <dir>' : `expected one <dir>, got ${positionals.length}` }
   }
-  const encodings = parseEncodings(values.encodings)
+  const encodings = parseEncodings(values.encodings ?? KNOWN.join(','))
   if (!Array.isArray(encodings)) return encodings
   const minSize = parseMinSize(values['min-size'])
   if (typeof minSize !== 'number') return minSize
   return {
     kind: 'run',
-    options: { dir: positionals[0], encodings, minSize, dryRun: values['dry-run'], force: values.force, dictionaryFrom: values['dictionary-from'] },
+    options: { dir: positionals[0], encodings, encodingsGiven: values.encodings !== undefined, minSize, dryRun: values['dry-run'], force: values.force, dictionaryFrom: values['dictionary-from'] },
   }
 }
