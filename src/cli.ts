@@ -12,6 +12,7 @@ import type { Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as TlsServer, type TLSSocket } from 'node:tls'
 import { helpText, parseCli } from './config.js'
+import { publishAddress } from './healthcheck.js'
 import { createServer } from './server.js'
 import { EXIT, NoRootError, StartError, startErrorText } from './start-errors.js'
 import { printable } from './printable.js'
@@ -39,6 +40,7 @@ async function main (argv: string[]): Promise<number> {
   const app = await createServer({ options: { ...cli.options, root }, ...(tls !== undefined ? { tls } : {}) })
   const address = await listen(app, cli.options.host, cli.options.port)
   announce({ label, address, tls })
+  publishAddress({ address: app.server.address(), host: cli.options.host, tls: tls !== undefined, env: process.env })
   closeOnSignals(app)
   return EXIT.ok
 }

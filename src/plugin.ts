@@ -24,6 +24,7 @@ import { sendAsset } from './send.js'
 import { sendError } from './http-errors.js'
 import { corsFor, preflight } from './cors.js'
 import { encodable, OnTheFly } from './onthefly.js'
+import { healthOf } from './health.js'
 import { OptionsError } from './options.js'
 import { NoRootError } from './start-errors.js'
 import { budgetWithinMachine } from './size.js'
@@ -114,7 +115,13 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
       sendError(reply, 405, { allow })
     })
   }
-  if (opts.healthz) fastify.get(`${prefix}/healthz`, async () => ({ status: 'ok', files: catalog.size }))
+  if (opts.healthz) {
+    if (opts.healthzRequireFiles && catalog.size === 0) fastify.log.warn({ root }, 'the root has no file to serve: GET /healthz answers 503 until files appear (healthzRequireFiles)')
+    fastify.get(`${prefix}/healthz`, async (_request, reply) => {
+      const health = await healthOf({ root, files: catalog.size, requireFiles: opts.healthzRequireFiles })
+      return reply.code(health.code).send(health.body)
+    })
+  }
 }
 
 function handleOf (catalog: Catalog, compression: OnTheFly | undefined): WasmServeHandle {

@@ -65,7 +65,8 @@ export const OptionsSchema = Type.Object({
     maxConnections: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { default: null, description: 'Connections served at once; more are refused (and logged). null: half the process\'s open-file limit less a reserve, at most 10,000 (each streamed response holds a file too).' })),
     maxStreams: Type.Optional(Type.Integer({ minimum: 1, default: 100, description: 'HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).' })),
   }, { additionalProperties: false, default: {}, description: 'Limits that protect the CLI and Docker server from slow, stalled and greedy clients (the plugin leaves them to the app\'s Fastify options).' })),
-  healthz: Type.Optional(Type.Boolean({ default: false, description: 'Answer GET /healthz with 200 (on in the CLI and Docker, off by default in the plugin).' })),
+  healthz: Type.Optional(Type.Boolean({ default: false, description: 'Answer GET /healthz: 200 with the number of files, 503 while the root is missing or empty (on in the CLI and Docker, off by default in the plugin).' })),
+  healthzRequireFiles: Type.Optional(Type.Boolean({ default: true, description: 'GET /healthz answers 503 {"status":"empty"} while the root has no file to serve (a forgotten volume mount), as it does 503 {"status":"missing"} while the root is gone; false: an empty root is healthy.' })),
   methodNotAllowed: Type.Optional(Type.Boolean({ default: false, description: 'Answer other methods on static paths with 405 and Allow (on in the CLI and Docker; the plugin leaves the app\'s routes alone by default).' })),
   logLevel: Type.Optional(Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info', description: 'CLI log level (pino); --quiet is "warn".' })),
 }, { additionalProperties: false })
