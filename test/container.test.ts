@@ -255,7 +255,7 @@ async function main () {
     t.equal(hc.code, 0, 'healthy on 9191', { stdout: hc.stdout, stderr: hc.stderr })
   })
 
-  t.test('without the -v mount (an empty /srv) /healthz answers 503 "empty" and the container is unhealthy', async (t) => {
+  t.test('without the -v mount (an empty /srv) /healthz answers 503 empty and the container is unhealthy', async (t) => {
     const name = `${PREFIX}-empty`
     started.push(name)
     const r = await cli(['run', '-d', '--name', name, '-p', '127.0.0.1::8080', IMAGE])

@@ -71,7 +71,7 @@ async function health (url: string): Promise<{ status: number, body: unknown }> 
   return { status: res.statusCode, body: await res.body.json() }
 }
 
-t.test('/healthz answers 503 "empty" while the root has no file, 200 once one appears, 503 "missing" once the root is gone', async t => {
+t.test('/healthz answers 503 empty while the root has no file, 200 once one appears, 503 missing once the root is gone', async t => {
   const empty = tempDir(t, 'empty-root')
   const { url, logs } = await startPlugin(t, { root: empty, healthz: true, watch: true })
   t.same(await health(url), { status: 503, body: { status: 'empty', reason: 'the root directory has no file to serve (a volume not mounted?)' } })
