@@ -29,10 +29,25 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # ---- runtime ----
 FROM ${NODE_IMAGE}
+# OCI annotations (github.com/opencontainers/image-spec, annotations.md). VERSION defaults to package.json's
+# (test/container.test.ts compares); a release build passes --build-arg VERSION=…, REVISION=<commit> and
+# SOURCE=<the repository's URL> (package.json names no repository, so there is no default to copy).
+ARG VERSION=0.1.0
+ARG REVISION=
+ARG SOURCE=
+LABEL org.opencontainers.image.title="wasm-serve" \
+      org.opencontainers.image.description="A static file server on Fastify tuned to deliver WebAssembly fast and correctly" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="MIT"
 # No directory listings in the image: a deployed site publishes only what it links (docs/delivery.md §1).
+# WASM_SERVE_ADDRESS_FILE: the server writes the URL it bound there, whichever way the port was set
+# (--port, PORT, WASM_SERVE_PORT, the config file), and the HEALTHCHECK reads it (src/healthcheck.ts).
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
+    WASM_SERVE_ADDRESS_FILE=/tmp/wasm-serve.address \
     WASM_SERVE_LISTING=false
 WORKDIR /app
 # Application files stay owned by root: the `node` user can read them, not change them.
@@ -48,9 +63,10 @@ RUN printf '#!/bin/sh\nexec node --max-semi-space-size=1 /app/dist/cli.js "$@"\n
  && mkdir -p /srv && chown node:node /srv
 USER node
 EXPOSE 8080
-# No curl in the slim image: node's fetch. Follows PORT; the server binds 0.0.0.0 so loopback reaches it.
+# No curl in the slim image: node. The URL comes from WASM_SERVE_ADDRESS_FILE (else PORT); /healthz answers
+# 503 with the reason while /srv is missing or empty (a forgotten -v mount), which fails the check.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "/app/dist/healthcheck.js"]
 # The CLI closes the listener, lets in-flight responses finish and exits 0 on SIGTERM.
 # node runs as PID 1 directly (no shell in between), so the signal reaches it.
 STOPSIGNAL SIGTERM

@@ -15,6 +15,7 @@ import type { Socket } from 'node:net'
 import { Server as TlsServer, type TLSSocket } from 'node:tls'
 import { checkDirectory } from './args.js'
 import { helpText, parseCli } from './config.js'
+import { publishAddress } from './healthcheck.js'
 import { createServer } from './server.js'
 import { EXIT, StartError, startErrorText } from './start-errors.js'
 import { printable } from './printable.js'
@@ -49,6 +50,7 @@ async function main (argv: string[]): Promise<number> {
   // Not bound: the app's watchers and timers would keep the process alive after the message.
   const address = await listen(app, cli.options.host, cli.options.port, cli.portFrom).catch(async (err: unknown) => { await app.close(); throw err })
   announce({ label, address, tls, app, options })
+  publishAddress({ address: app.server.address(), host: cli.options.host, tls: tls !== undefined, env: process.env })
   if (cli.options.open) openBrowser(localUrl(address, cli.options.host))
   closeOnSignals(app)
   return EXIT.ok

@@ -6,6 +6,10 @@
  * siblings (Content-Length, X-Decoded-Content-Length, their own ETag, Vary). They are kept in memory
  * within the budget and in a cache directory outside the root (cache-dir.ts), keyed by the content
  * hash, so a restart reuses them and a changed file never gets a stale encoding.
+ *
+ * Files under node_modules/ wait for their first request instead: a `wasm-serve .` in a project root
+ * would otherwise spend its first minutes encoding tens of thousands of dependency files nobody asks
+ * for (measured in docs/memory.md: 10,417 of them in 30 s on this repository's dependencies).
  */
 import { readFile } from 'node:fs/promises'
 import { CacheDir } from './cache-dir.js'
@@ -27,6 +31,9 @@ interface Encodable {
   tokens: readonly EncodingToken[]
   minSize: number
 }
+
+/** A dependency, not an asset: a path with a node_modules segment. */
+export const isDependency = (path: string): boolean => path.startsWith('node_modules/') || path.includes('/node_modules/')
 
 /** The encodings this Node can make of `tokens` (zstd needs Node 22.15+). */
 const makeable = (tokens: readonly EncodingToken[]) => tokens.filter(t => t !== 'zstd' || zstdAvailable)
@@ -53,6 +60,8 @@ export interface OnTheFlyOptions extends Encodable {
 
 export class OnTheFly {
   private readonly queue = new Map<string, Asset>()
+  /** Files encoded on their first request rather than in the background (isDependency). */
+  private readonly deferred = new Map<string, Asset>()
   private readonly useless = new Set<string>()
   private running: Promise<void> | undefined
   private closed = false
@@ -79,7 +88,20 @@ export class OnTheFly {
   private schedule (asset: Asset): void {
     if (this.closed || !asset.compressible || !this.wants(asset.path, asset.identity.size)) return
     if (this.missing(asset).length === 0) return
+    if (isDependency(asset.path)) {
+      this.deferred.set(asset.path, asset)
+      return
+    }
     this.queue.set(asset.path, asset)
+    this.kick()
+  }
+
+  /** A request for `asset`: a deferred file joins the queue now (this response goes out as identity). */
+  requested (asset: Asset): void {
+    const waiting = this.deferred.get(asset.path)
+    if (waiting === undefined || this.closed) return
+    this.deferred.delete(asset.path)
+    this.queue.set(asset.path, waiting)
     this.kick()
   }
 
@@ -91,6 +113,7 @@ export class OnTheFly {
   close (): void {
     this.closed = true
     this.queue.clear()
+    this.deferred.clear()
     this.abort.abort()
     void this.cacheReady.then(cache => cache?.close())
   }

@@ -11,7 +11,7 @@
  * headers instead.
  */
 import fp from 'fastify-plugin'
-import { realpathSync, statSync } from 'node:fs'
+import { existsSync, realpathSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve as resolvePathOnDisk, sep } from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -26,6 +26,7 @@ import { sendError } from './http-errors.js'
 import { sendListing } from './listing.js'
 import { corsFor, preflight } from './cors.js'
 import { encodable, OnTheFly } from './onthefly.js'
+import { healthOf } from './health.js'
 import { OptionsError } from './options.js'
 import { budgetWithinMachine } from './size.js'
 import { RETRY_AFTER_S, Unavailable } from './transient.js'
@@ -94,11 +95,12 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
   if (deltas === undefined) sayNoDeltas(opts, fastify.log)
   warnMissingPreloads(opts, catalog, prefix, fastify.log)
   warnImmutablePages(opts, catalog.assets(), fastify.log)
+  warnProjectRoot(root, catalog, fastify.log)
   fastify.addHook('onClose', async () => { compression?.close(); catalog.close() })
   if (!fastify.hasDecorator('wasmServe')) fastify.decorate('wasmServe', handleOf(catalog, compression))
   fastify.log.debug({ files: catalog.size, bytesInMemory: catalog.bytesInMemory }, 'wasm-serve catalog ready')
 
-  const handler = (request: FastifyRequest, reply: FastifyReply) => handle({ request, reply, catalog, opts, prefix, deltas })
+  const handler = (request: FastifyRequest, reply: FastifyReply) => handle({ request, reply, catalog, opts, prefix, deltas, compression })
   // `compress: false` keeps @fastify/compress (if the app registers it) off these routes: the
   // representations here are already encoded and carry their own Content-Length and ETag (D4, D5).
   const routeOptions = { compress: false } as Record<string, unknown>
@@ -120,7 +122,13 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
       sendError(reply, 405, { allow })
     })
   }
-  if (opts.healthz) fastify.get(`${prefix}/healthz`, async () => ({ status: 'ok', files: catalog.size }))
+  if (opts.healthz) {
+    if (opts.healthzRequireFiles && catalog.size === 0) fastify.log.warn({ root }, 'the root has no file to serve: GET /healthz answers 503 until files appear (healthzRequireFiles)')
+    fastify.get(`${prefix}/healthz`, async (_request, reply) => {
+      const health = await healthOf({ root, files: catalog.size, requireFiles: opts.healthzRequireFiles })
+      return reply.code(health.code).send(health.body)
+    })
+  }
 }
 
 /** The plugin's own keys, beside the schema's: named when an unknown key is near one. */
@@ -177,6 +185,15 @@ function sayNoDeltas (opts: ResolvedOptions, log: FastifyInstance['log']): void 
   else log.debug({}, message)
 }
 
+/**
+ * `wasm-serve .` in a project root serves package.json and node_modules/ as nginx would serve them;
+ * it is most likely a mistake for the build output, so it is said once (files are not hidden).
+ */
+function warnProjectRoot (root: string, catalog: Catalog, log: FastifyInstance['log']): void {
+  if (catalog.get('package.json') === undefined || !existsSync(join(root, 'node_modules'))) return
+  log.warn({ root }, 'serving a project root (package.json, node_modules/): did you mean its build output, e.g. ./dist? Files under node_modules/ are compressed only when first requested')
+}
+
 /** D11: a preload that names no file would make every page load fetch a 404; say so at start-up. */
 function warnMissingPreloads (opts: ResolvedOptions, catalog: Catalog, prefix: string, log: FastifyInstance['log']): void {
   const urls = new Set([...opts.preload, ...opts.routes.flatMap(r => r.preload ?? [])])
@@ -209,6 +226,7 @@ interface HandleInput {
   opts: ResolvedOptions
   prefix: string
   deltas: Deltas | undefined
+  compression: OnTheFly | undefined
 }
 
 /**
@@ -262,6 +280,7 @@ function redirectInto (input: HandleInput, path: string): FastifyReply {
 
 function serve (input: HandleInput, asset: Asset): Promise<unknown> | undefined {
   const { request, reply, catalog, opts } = input
+  input.compression?.requested(asset) // a dependency file is encoded on its first request (onthefly.ts)
   // 1xx only to HTTP/1.1 and later: an HTTP/1.0 client cannot tell an interim response from the
   // final one (RFC 9110 §15.2). Chrome acts on 103 only over HTTP/2 anyway.
   if (asset.isHtml && opts.earlyHints && asset.policy.links.length > 0 && request.method === 'GET' && request.raw.httpVersion !== '1.0') {

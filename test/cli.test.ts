@@ -382,6 +382,38 @@ t.test('GET /healthz answers 200', async t => {
   t.equal(res.statusCode, 200)
 })
 
+/** The container's HEALTHCHECK command, `node dist/healthcheck.js`, as Docker runs it. */
+function healthcheck (env: Record<string, string>): { status: number | null, stdout: string } {
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist/healthcheck.js')], { env: cleanEnv(env), encoding: 'utf8', timeout: 10_000 })
+  return { status: r.status, stdout: r.stdout }
+}
+
+t.test('the health check reads the port the server bound (any --port) from WASM_SERVE_ADDRESS_FILE, else PORT', async t => {
+  const file = join(mkdtempSync(join(tmpdir(), 'wasm-serve-address-')), 'address')
+  t.teardown(() => rmSync(join(file, '..'), { recursive: true, force: true }))
+  const { url } = await serveCli(t, [SITE, '--port', '0'], { env: { WASM_SERVE_ADDRESS_FILE: file } })
+  const port = new URL(url).port
+  t.equal(readFileSync(file, 'utf8'), `http://127.0.0.1:${port}\n`)
+  const ok = healthcheck({ WASM_SERVE_ADDRESS_FILE: file })
+  t.equal(ok.status, 0, ok.stdout)
+  t.match(ok.stdout, new RegExp(`^http://127\\.0\\.0\\.1:${port}/healthz: 200 \\{"status":"ok","files":\\d+\\}$`, 'm'))
+  t.equal(healthcheck({ PORT: port }).status, 0, 'no file: PORT')
+  t.equal(healthcheck({ WASM_SERVE_ADDRESS_FILE: join(file, '..', 'none'), PORT: port }).status, 0, 'a file not written yet: PORT')
+})
+
+t.test('on an empty root (a forgotten volume mount) /healthz answers 503 and the health check fails saying why', async t => {
+  const empty = mkdtempSync(join(tmpdir(), 'wasm-serve-empty-'))
+  t.teardown(() => rmSync(empty, { recursive: true, force: true }))
+  const { url, out } = await serveCli(t, [empty, '--port', '0'])
+  const res = await request(`${url}/healthz`)
+  t.equal(res.statusCode, 503)
+  t.same(await res.body.json(), { status: 'empty', reason: 'the root directory has no file to serve (a volume not mounted?)' })
+  t.match(out.stdout + out.stderr, /GET \/healthz answers 503 until files appear/)
+  const failed = healthcheck({ PORT: new URL(url).port })
+  t.equal(failed.status, 1)
+  t.match(failed.stdout, /: 503 \{"status":"empty","reason":"the root directory has no file to serve/)
+})
+
 t.test('other methods answer 405 with Allow, with or without a request body', async t => {
   const { url } = await serveCli(t, [SITE, '--port', '0'])
   const cases: Array<{ method: string, path: string, body?: string, type?: string }> = [

@@ -10,7 +10,8 @@ import t, { type Test } from 'tap'
 import { writeAtomic, writeAtomicStream } from '../src/atomic-write.js'
 import { parseCompressArgs } from '../src/compress/args.js'
 import { runCompress } from '../src/compress/index.js'
-import { encodingOfSuffix, zstdAvailable } from '../src/encodings.js'
+import { encode } from '../src/codecs.js'
+import { encodingOf, encodingOfSuffix, zstdAvailable, type EncodingToken } from '../src/encodings.js'
 import { decode } from './helpers/decode.js'
 
 const SQLITE_WASM = new URL('../node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm', import.meta.url)
@@ -28,8 +29,14 @@ function capture (): { io: { stdout: Writable, stderr: Writable }, out: () => st
 }
 
 async function compress (...argv: string[]): Promise<{ code: number, out: string, err: string }> {
+  return compressWith({}, ...argv)
+}
+
+/** As compress(), with stdout a TTY (the progress bar) or progress lines every `progressEveryMs`. */
+async function compressWith (opts: { tty?: boolean, progressEveryMs?: number }, ...argv: string[]): Promise<{ code: number, out: string, err: string }> {
   const c = capture()
-  const code = await runCompress(argv, c.io)
+  if (opts.tty === true) Object.assign(c.io.stdout, { isTTY: true })
+  const code = await runCompress(argv, { ...c.io, progressEveryMs: opts.progressEveryMs })
   return { code, out: c.out(), err: c.err() }
 }
 
@@ -76,15 +83,43 @@ t.test('writes br and gzip siblings of sqlite3.wasm and text files that decode b
   t.ok(statSync(join(dir, 'sqlite3.wasm.br')).size < statSync(join(dir, 'sqlite3.wasm.gz')).size, 'br beats gzip on wasm')
 })
 
-t.test('the summary table lists every file with original, br, zstd, gzip and saving', async t => {
+t.test('the summary table lists every file with original, br, zstd (where Node has it), gzip and saving', async t => {
   const dir = textTree(t)
   const r = await compress(dir)
-  t.match(r.out, /^file\s+original\s+br\s+zstd\s+gzip\s+saving$/m)
+  t.match(r.out, zstdAvailable ? /^file\s+original\s+br\s+zstd\s+gzip\s+saving$/m : /^file\s+original\s+br\s+gzip\s+saving$/m)
   for (const name of ['app.js', 'index.html', join('sub', 'data.json')]) {
     t.match(r.out, new RegExp(`^${join(dir, name).replace(/[.\\/]/g, '\\$&')}\\s+[\\d,]+\\s+[\\d,]+\\s`, 'm'), `${name} has a row`)
   }
   t.match(r.out, /^total \(3 files\)\s+[\d,]+/m)
   t.match(r.out, /wrote \d+ siblings/)
+})
+
+t.test('counts read as English: 1 sibling, 1 worker thread, 1 file', async t => {
+  const dir = t.testdir({ 'app.js': js })
+  const r = await compress(dir, '--encodings', 'gzip')
+  t.equal(r.code, 0, r.err)
+  t.match(r.out, /^total \(1 file\)\s/m)
+  t.match(r.out, /^wrote 1 sibling, kept 0 up to date, 0 not smaller \(not written\); \d+\.\d s on 1 worker thread$/m)
+  const dry = await compress(t.testdir({ 'app.js': js }), '--encodings', 'gzip', '--dry-run')
+  t.match(dry.out, /^dry run: 1 sibling would be written/m)
+})
+
+t.test('the table has a column for each encoding of the run and no other', async t => {
+  const r = await compress(textTree(t), '--encodings', 'gzip')
+  t.equal(r.code, 0, r.err)
+  t.match(r.out, /^file\s+original\s+gzip\s+saving$/m)
+  t.notMatch(r.out, /\bbr\b|zstd/)
+  t.match(r.out, /^total \(3 files\)\s+[\d,]+\s+[\d,]+\s+\d+\.\d%$/m)
+})
+
+t.test('the dry-run table shows new siblings as new and no made-up totals or savings', async t => {
+  const dir = textTree(t)
+  const original = [js, html, json].reduce((s, text) => s + Buffer.byteLength(text), 0)
+  const r = await compress(dir, '--dry-run', '--encodings', 'br,gzip')
+  t.equal(r.code, 0, r.err)
+  t.match(r.out, new RegExp(`^${join(dir, 'app.js').replace(/[.\\/]/g, '\\$&')}\\s+[\\d,]+\\s+new\\s+new\\s+-$`, 'm'))
+  t.match(r.out, new RegExp(`^total \\(3 files\\)\\s+${original.toLocaleString('en-US')}\\s+-\\s+-\\s+-$`, 'm'), 'no original size in the br column')
+  t.match(r.out, /^new: would be written/m)
 })
 
 t.test('a second run rewrites nothing: bytes, inodes and mtimes are unchanged', async t => {
@@ -228,6 +263,49 @@ t.test('on a Node without zstd, says once that zstd was skipped and why', { skip
   const r = await compress(textTree(t))
   t.equal(r.err.match(/zstd skipped/g)?.length, 1)
   t.match(r.err, /Node v\d+\.\d+\.\d+ has no zstd in node:zlib \(added in 22\.15 and 23\.8\)/)
+})
+
+t.test('on a Node without zstd, --encodings zstd exits 1 having written the other siblings; the default list exits 0', { skip: zstdAvailable && 'this Node has zstd' }, async t => {
+  const dir = textTree(t)
+  const named = await compress(dir, '--encodings', 'zstd,gzip')
+  t.equal(named.code, 1)
+  t.match(named.err, /zstd skipped: .*; no \.zst written \(named in --encodings: exit 1\)/)
+  t.ok(existsSync(join(dir, 'app.js.gz')), 'gzip still written')
+  t.equal((await compress(dir, '--encodings', 'zstd')).code, 1, 'nothing but zstd asked: nothing written, exit 1')
+  t.equal((await compress(textTree(t))).code, 0, 'zstd not named: dropped with a note')
+})
+
+t.test('siblings streamed through the encoder a chunk at a time are the one-shot encoding, byte for byte', async t => {
+  // Over 1 MiB: more than one chunk reaches the encoder.
+  const text = Buffer.from(Array.from({ length: 40_000 }, (_, i) => `{"id":${i},"name":"item ${i % 977}"}\n`).join(''))
+  t.ok(text.length > 2 ** 20)
+  const dir = t.testdir({ 'big.json': text })
+  const tokens: EncodingToken[] = zstdAvailable ? ['br', 'zstd', 'gzip'] : ['br', 'gzip']
+  t.equal((await compress(dir, '--encodings', tokens.join(','))).code, 0)
+  for (const token of tokens) {
+    const sibling = readFileSync(join(dir, `big.json${encodingOf(token).suffix}`))
+    t.ok(sibling.equals(await encode(text, token, 'max')), `${token}: the same bytes as one-shot`)
+  }
+})
+
+t.test('a pipe gets lines with bytes done, elapsed time and ETA for a file still being encoded', async t => {
+  const big = Buffer.concat(Array.from({ length: 12 }, (_, i) => Buffer.concat([wasm, Buffer.from([i])])))
+  const dir = t.testdir({ 'big.wasm': big })
+  const r = await compressWith({ progressEveryMs: 20 }, dir, '--encodings', 'gzip')
+  t.equal(r.code, 0, r.err)
+  const size = (big.length / 1e6).toFixed(1)
+  const lines = r.out.split('\n').filter(l => l.startsWith(`${join(dir, 'big.wasm')} gzip: `))
+  t.ok(lines.length > 0, `progress lines while encoding (${lines.length})`)
+  for (const line of lines) t.match(line, new RegExp(`gzip: \\d+\\.\\d MB of ${size.replace('.', '\\.')} MB \\(\\d+%\\), \\d+ s elapsed, ETA (\\d+ s|unknown)$`))
+  t.ok(lines.some(l => !/: 0\.0 MB of/.test(l)), 'bytes move before the file is done')
+})
+
+t.test('on a terminal the bar counts bytes and shows elapsed time and ETA', async t => {
+  const dir = t.testdir({ 'm.wasm': wasm, 'app.js': js })
+  const r = await compressWith({ tty: true }, dir, '--encodings', 'gzip')
+  t.equal(r.code, 0, r.err)
+  const total = ((wasm.length + Buffer.byteLength(js)) / 1e6).toFixed(1)
+  t.match(r.out, new RegExp(`compressing .* \\d+% \\| \\d+\\.\\d MB of ${total.replace('.', '\\.')} MB \\| \\w+ elapsed, ETA \\w+ \\| \\d/2 siblings`))
 })
 
 t.test('bad usage exits 2 with one line; --help exits 0', async t => {

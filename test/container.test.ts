@@ -173,8 +173,7 @@ async function main () {
       const hc = await cli(['healthcheck', 'run', name])
       t.equal(hc.code, 0, 'podman healthcheck run exits 0', { stdout: hc.stdout, stderr: hc.stderr })
     } else {
-      const hc = await cli(['exec', name, 'node', '-e',
-        "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"])
+      const hc = await cli(['exec', name, 'node', '/app/dist/healthcheck.js'])
       t.equal(hc.code, 0, 'health probe exits 0')
     }
     const uid = await cli(['exec', name, 'id', '-u'])
@@ -235,6 +234,44 @@ async function main () {
     if (isPodman) {
       const hc = await cli(['healthcheck', 'run', `${PREFIX}-cfg`])
       t.equal(hc.code, 0, 'the health check follows PORT')
+    }
+  })
+
+  t.test('the image carries OCI labels: title, version (package.json\'s), licenses, source', async (t) => {
+    const r = await cli(['image', 'inspect', '--format', '{{json .Config.Labels}}', IMAGE])
+    t.equal(r.code, 0, r.stderr)
+    const labels = JSON.parse(r.stdout) as Record<string, string>
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string, license: string }
+    t.equal(labels['org.opencontainers.image.title'], 'wasm-serve')
+    t.equal(labels['org.opencontainers.image.version'], pkg.version)
+    t.equal(labels['org.opencontainers.image.licenses'], pkg.license)
+    t.ok('org.opencontainers.image.source' in labels, 'source is labelled (--build-arg SOURCE=…)')
+  })
+
+  t.test('the health check follows a --port flag (PORT still says 8080)', { skip: !isPodman && 'docker has no `healthcheck run`' }, async (t) => {
+    const name = `${PREFIX}-flag`
+    await start(t, name, { port: 9191, args: ['-v', `${srv}:/srv:ro`], cmd: ['/srv', '--port', '9191'] })
+    const hc = await cli(['healthcheck', 'run', name])
+    t.equal(hc.code, 0, 'healthy on 9191', { stdout: hc.stdout, stderr: hc.stderr })
+  })
+
+  t.test('without the -v mount (an empty /srv) /healthz answers 503 empty and the container is unhealthy', async (t) => {
+    const name = `${PREFIX}-empty`
+    started.push(name)
+    const r = await cli(['run', '-d', '--name', name, '-p', '127.0.0.1::8080', IMAGE])
+    t.equal(r.code, 0, r.stderr)
+    const hostPort = /127\.0\.0\.1:(\d+)/.exec((await cli(['port', name, '8080'])).stdout)?.[1]
+    const answer = async () => {
+      try {
+        const res = await request(`http://127.0.0.1:${hostPort}/healthz`, { headersTimeout: 2000, bodyTimeout: 2000 })
+        return { status: res.statusCode, body: await res.body.json() }
+      } catch { return undefined }
+    }
+    const health = await until(answer, { timeout: 60_000, interval: 200, what: '/healthz to answer' })
+    t.same(health, { status: 503, body: { status: 'empty', reason: 'the root directory has no file to serve (a volume not mounted?)' } })
+    if (isPodman) {
+      const hc = await cli(['healthcheck', 'run', name])
+      t.not(hc.code, 0, 'podman healthcheck run fails', { stdout: hc.stdout })
     }
   })
 

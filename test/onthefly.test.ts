@@ -114,3 +114,26 @@ t.test('a file Varies only when an encoding can be made for it: zstd alone where
     t.equal(res.headers.vary, undefined, 'and no Vary: no other representation will ever exist')
   }
 })
+
+t.test('a project root: node_modules/ files are encoded on their first request, not in the background, and the root is named a likely mistake', async t => {
+  const project = makeSite(t, { 'package.json': '{"name":"app"}', 'app.js': JS, 'node_modules/dep/index.js': JS, 'lib/node_modules/x/y.js': JS })
+  const { app, url, logs } = await startPlugin(t, { root: project, compress: { cacheDir: tempDir(t, 'otf-cache-project') } })
+  await app.wasmServe.compressionIdle()
+  t.equal((await get(`${url}/app.js`, { 'accept-encoding': 'br' })).headers['content-encoding'], 'br', 'the app is encoded in the background')
+  for (const path of ['node_modules/dep/index.js', 'lib/node_modules/x/y.js']) {
+    const first = await get(`${url}/${path}`, { 'accept-encoding': 'br' })
+    t.equal(first.status, 200, `${path} is served`)
+    t.equal(first.headers['content-encoding'], undefined, `${path}: not encoded before its first request`)
+    t.ok(first.body.equals(JS))
+    await app.wasmServe.compressionIdle()
+    const second = await get(`${url}/${path}`, { 'accept-encoding': 'br' })
+    t.equal(second.headers['content-encoding'], 'br', `${path}: encoded once asked for`)
+    t.equal(brotliDecompressSync(second.body).toString(), JS.toString())
+  }
+  t.ok(logs.some(l => l.level === 40 && String(l.msg).startsWith('serving a project root (package.json, node_modules/): did you mean its build output')), 'warned at start-up')
+})
+
+t.test('a root with package.json but no node_modules/ is not warned about', async t => {
+  const { logs } = await startPlugin(t, { root: makeSite(t, { 'package.json': '{"name":"app"}', 'app.js': JS }) })
+  t.notOk(logs.some(l => String(l.msg).startsWith('serving a project root')))
+})

@@ -8,7 +8,8 @@ import { OptionsError, type WasmServePluginOptions } from '../src/plugin.js'
 import { get } from './helpers/http.js'
 import { until } from './helpers/poll.js'
 import { startPlugin } from './helpers/server.js'
-import { BR, JS, SQLITE, makeSite } from './helpers/site.js'
+import { rmSync } from 'node:fs'
+import { BR, JS, SQLITE, makeSite, tempDir, writeFiles } from './helpers/site.js'
 
 const root = makeSite(t)
 
@@ -124,6 +125,29 @@ t.test('an unknown key says which key was meant', async t => {
     t.ok(err instanceof OptionsError)
     t.equal((err as Error).message, `invalid wasm-serve options:\n  ${line}`)
   }
+})
+
+/** GET /healthz: status code and parsed body. */
+async function health (url: string): Promise<{ status: number, body: unknown }> {
+  const res = await request(`${url}/healthz`)
+  return { status: res.statusCode, body: await res.body.json() }
+}
+
+t.test('/healthz answers 503 empty while the root has no file, 200 once one appears, 503 missing once the root is gone', async t => {
+  const empty = tempDir(t, 'empty-root')
+  const { url, logs } = await startPlugin(t, { root: empty, healthz: true, watch: true })
+  t.same(await health(url), { status: 503, body: { status: 'empty', reason: 'the root directory has no file to serve (a volume not mounted?)' } })
+  t.ok(logs.some(l => l.level === 40 && String(l.msg).includes('GET /healthz answers 503 until files appear')), 'said at start-up')
+  writeFiles(empty, { 'index.html': '<!doctype html><title>t</title>' })
+  await until(async () => (await health(url)).status === 200, { what: '/healthz 200 after a file appeared' })
+  t.same(await health(url), { status: 200, body: { status: 'ok', files: 1 } })
+  rmSync(empty, { recursive: true, force: true })
+  t.same(await health(url), { status: 503, body: { status: 'missing', reason: 'the root directory is missing' } })
+})
+
+t.test('/healthz with healthzRequireFiles: false keeps an empty root healthy', async t => {
+  const { url } = await startPlugin(t, { root: tempDir(t, 'empty-root'), healthz: true, healthzRequireFiles: false })
+  t.same(await health(url), { status: 200, body: { status: 'ok', files: 0 } })
 })
 
 t.test('headers the server owns per representation, and unencodable preloads, are refused at registration', async t => {

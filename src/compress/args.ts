@@ -8,6 +8,8 @@ import { UsageError } from '../start-errors.js'
 export interface CompressOptions {
   dir: string
   encodings: EncodingToken[]
+  /** Whether --encodings was typed: an encoding asked for by name that this Node cannot make fails the run (exit 1). */
+  encodingsGiven: boolean
   minSize: number
   dryRun: boolean
   force: boolean
@@ -28,7 +30,8 @@ compressible file in <dir>, in parallel on all cores. Up-to-date siblings are ke
 would not be smaller than its file is not written.
 
 Options:
-  --encodings LIST        comma-separated, from br,zstd,gzip (default: br,zstd,gzip)
+  --encodings LIST        comma-separated, from br,zstd,gzip (default: br,zstd,gzip, less those this
+                          Node cannot make; one named here that it cannot make exits 1)
   --min-size SIZE         skip smaller files: 512, 1KB, 1.5MiB (KB = KiB = 1024; default: 1KiB)
   --dictionary-from DIR   an earlier release (repeatable): write deltas of the modules against it
   --dry-run               list what would be written, write nothing
@@ -100,6 +103,6 @@ export function parseCompressArgs (argv: string[]): ParsedArgs {
   if (typeof minSize !== 'number') return minSize
   return {
     kind: 'run',
-    options: { dir: positionals[0]!, encodings, minSize, dryRun: values['dry-run'] === true, force: values.force === true, dictionaryFrom: values['dictionary-from'] ?? [] },
+    options: { dir: positionals[0]!, encodings, encodingsGiven: values.encodings !== undefined, minSize, dryRun: values['dry-run'] === true, force: values.force === true, dictionaryFrom: values['dictionary-from'] ?? [] },
   }
 }

@@ -4,8 +4,12 @@ import type { Job, WorkerJob, WorkerReply } from './types.js'
 
 type Reply = Extract<WorkerReply, { ok: true }>
 
+/** Told the bytes of the file the encoder has taken so far, as the worker reports them. */
+export type OnProgress = (read: number) => void
+
 interface Pending {
   job: WorkerJob
+  onProgress: OnProgress | undefined
   resolve: (reply: Reply) => void
   reject: (err: Error) => void
 }
@@ -25,6 +29,7 @@ function jobError (reply: Extract<WorkerReply, { ok: false }>): Error {
   return Object.assign(new Error(reply.message), { code: reply.code })
 }
 
+/** Jobs run first come, first served; a job's worker may report progress before its answer. */
 export class WorkerPool {
   readonly #slots: Slot[] = []
   readonly #queue: Pending[] = []
@@ -35,10 +40,10 @@ export class WorkerPool {
     for (let i = 0; i < size; i++) this.#slots.push(this.#spawn(url))
   }
 
-  run (job: Job): Promise<Reply> {
+  run (job: Job, onProgress?: OnProgress): Promise<Reply> {
     if (this.#closed) return Promise.reject(new Error('worker pool closed'))
     return new Promise((resolve, reject) => {
-      this.#queue.push({ job: { ...job, id: this.#nextId++ }, resolve, reject })
+      this.#queue.push({ job: { ...job, id: this.#nextId++ }, onProgress, resolve, reject })
       this.#dispatch()
     })
   }
@@ -61,6 +66,10 @@ export class WorkerPool {
   }
 
   #settle (slot: Slot, reply: WorkerReply): void {
+    if ('progress' in reply) {
+      slot.current?.onProgress?.(reply.progress)
+      return
+    }
     const pending = slot.current
     slot.current = undefined
     if (pending !== undefined) reply.ok ? pending.resolve(reply) : pending.reject(jobError(reply))

@@ -54,6 +54,8 @@ export type Job = { path: string } & ({ token: EncodingToken } | { dictionary: s
 export type WorkerJob = Job & { id: number }
 
 export type WorkerReply =
+  /** Not an answer but a step towards it: `read` bytes of the file have gone through the encoder. */
+  | { id: number, progress: number }
   /** `data` is empty with `beyondLimits` when the pair is beyond RFC 9842's limits. */
   | { id: number, ok: true, data: Uint8Array, size: number, mtimeMs: number, ms: number, beyondLimits?: boolean }
   | { id: number, ok: false, message: string, code?: string }
