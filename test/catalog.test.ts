@@ -2,6 +2,7 @@
  * The catalog seen from outside: what "the same file" means when bytes are streamed (D16 in
  * docs/delivery.md), the memory account behind `memoryBudget`, and the small handle an app gets.
  */
+import { brotliCompressSync } from 'node:zlib'
 import t from 'tap'
 import { closeSync, openSync, realpathSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
@@ -40,7 +41,13 @@ t.test('app.wasmServe tells the files served and the bytes held, and exposes not
   const { app } = await startPlugin(t, { root, compress: { onTheFly: false } })
   t.equal(app.wasmServe.files, 2)
   t.equal(app.wasmServe.bytesInMemory, 4000)
-  t.same(Object.keys(app.wasmServe).sort(), ['bytesInMemory', 'compressionIdle', 'files'])
+  t.same(Object.keys(app.wasmServe).sort(), ['bytesInMemory', 'compressionIdle', 'files', 'hasSiblings'])
+  t.equal(app.wasmServe.hasSiblings('br'), false, 'no file has a br sibling')
+  writeFileSync(join(root, 'b.txt.br'), brotliCompressSync(Buffer.alloc(3000, 'b')))
+  await app.close()
+  const again = await startPlugin(t, { root, compress: { onTheFly: false } })
+  t.equal(again.app.wasmServe.hasSiblings('br'), true, 'b.txt.br is a sibling of b.txt')
+  t.equal(again.app.wasmServe.hasSiblings('gzip'), false)
 })
 
 t.test('the memory account follows files replaced and deleted while serving', async t => {
