@@ -6,7 +6,6 @@
  * is not served says why (a hidden dotfile, not found, answered by the SPA page or a redirect).
  * Exit codes: 0 served, 1 not served (or another failure), 2 a usage, option or directory error.
  */
-import { stat } from 'node:fs/promises'
 import type { Io } from './compress/report.js'
 import { Catalog } from './catalog.js'
 import { parseCli, type Flag } from './config.js'
@@ -15,9 +14,10 @@ import { Deltas } from './deltas.js'
 import { encodable } from './onthefly.js'
 import type { ResolvedOptions } from './options.js'
 import { explainPolicy } from './policy.js'
+import { checkDirectory } from './args.js'
 import { printable } from './printable.js'
 import { resolvePath } from './resolve.js'
-import { EXIT, NoRootError, StartError, startErrorText, UsageError } from './start-errors.js'
+import { EXIT, failureExit, UsageError } from './start-errors.js'
 import type { Asset, Logger } from './types.js'
 
 const NAME = 'wasm-serve explain'
@@ -63,19 +63,13 @@ export async function runExplain (argv: string[], io: Io = { stdout: process.std
     if (asked === undefined || asked.startsWith('-')) throw new UsageError('missing <path>: the URL path or file to explain comes first, e.g. wasm-serve explain /assets/app.wasm dist', { option: '<path>' })
     const cli = parseCli(argv.slice(1), env, cwd, EXPLAIN_FLAGS)
     const root = cli.options.root ?? cwd
-    if (!await isDirectory(root)) throw new NoRootError(`directory not found: ${cli.rootLabel ?? root}`, { option: '<dir>', value: cli.rootLabel ?? root })
+    checkDirectory(root, cli.rootLabel ?? root, folder => `explain with its folder: \`wasm-serve explain ${asked} ${folder}\``)
     const explanation = await explain({ ...cli.options, root }, asked)
     io.stdout.write(cli.extra.json === true ? JSON.stringify(explanation, null, 2) + '\n' : formatExplanation(explanation))
     return explanation.status === 200 ? EXIT.ok : EXIT.failed
   } catch (err) {
-    if (err instanceof StartError) { io.stderr.write(startErrorText(err, NAME)); return EXIT.usage }
-    io.stderr.write(`${NAME}: ${printable((err as Error).message ?? String(err))}\n`)
-    return EXIT.failed
+    return failureExit(err, NAME, io.stderr)
   }
-}
-
-async function isDirectory (path: string): Promise<boolean> {
-  try { return (await stat(path)).isDirectory() } catch { return false }
 }
 
 /** Indexes the root as the server would (without watching) and explains one path. */

@@ -86,3 +86,13 @@ export function startErrorText (err: StartError, command = 'wasm-serve'): string
   const usage = err instanceof UsageError || (err instanceof OptionsError && err.problems.some(p => p.name?.startsWith('-') === true))
   return `${command}: ${message}${usage ? ` (see ${command} --help)` : ''}\n`
 }
+
+/**
+ * What a subcommand does with an error it did not handle: one line on stderr, then its exit code, 2
+ * for a start-up or usage error (nothing was done), 1 for anything else.
+ */
+export function failureExit (err: unknown, command: string, stderr: NodeJS.WritableStream): number {
+  if (err instanceof StartError) { stderr.write(startErrorText(err, command)); return EXIT.usage }
+  stderr.write(`${command}: ${printable((err as Error).message ?? String(err))}\n`)
+  return EXIT.failed
+}

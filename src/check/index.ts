@@ -5,7 +5,7 @@
  */
 import type { Io } from '../compress/report.js'
 import { printable } from '../printable.js'
-import { EXIT, StartError, startErrorText } from '../start-errors.js'
+import { EXIT, failureExit } from '../start-errors.js'
 import { HELP, parseCheckArgs } from './args.js'
 import { formatReport } from './report.js'
 import { checkUrls } from './run.js'
@@ -23,8 +23,6 @@ export async function runCheck (argv: string[], io: Io = { stdout: process.stdou
     io.stdout.write(args.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report))
     return report.findings.some(f => f.status === 'fail') ? EXIT.failed : EXIT.ok
   } catch (err) {
-    if (err instanceof StartError) { io.stderr.write(startErrorText(err, NAME)); return EXIT.usage }
-    io.stderr.write(`${NAME}: ${printable((err as Error).message ?? String(err))}\n`)
-    return EXIT.failed
+    return failureExit(err, NAME, io.stderr)
   }
 }

@@ -12,7 +12,7 @@ import type { Io } from '../compress/report.js'
 import { checkDirectory } from '../args.js'
 import { parseCli, type Flag } from '../config.js'
 import { printable } from '../printable.js'
-import { EXIT, StartError, startErrorText, UsageError } from '../start-errors.js'
+import { EXIT, failureExit, UsageError } from '../start-errors.js'
 import { readSite } from './site.js'
 import type { Exported } from './target.js'
 import { TARGETS } from './targets/index.js'
@@ -72,9 +72,7 @@ export async function runExport (argv: string[], io: Io = { stdout: process.stdo
     if (written.length > 0) io.stderr.write(`${NAME}: wrote ${written.map(printable).join(' and ')} for ${name} (${site.files.length} files)\n`)
     return EXIT.ok
   } catch (err) {
-    if (err instanceof StartError) { io.stderr.write(startErrorText(err, NAME)); return EXIT.usage }
-    io.stderr.write(`${NAME}: ${printable((err as Error).message ?? String(err))}\n`)
-    return EXIT.failed
+    return failureExit(err, NAME, io.stderr)
   }
 }
 
