@@ -16,8 +16,9 @@ export const REVALIDATE = 'no-cache'
  * - a hex run of 8 or more, one letter case, with digits and letters (Parcel `index.2b3c4d5e.js`,
  *   webpack `[contenthash]` 20 hex, Angular 16 hex, Next.js 16 hex, Unity "name files as hashes" 32
  *   hex, trunk `app-<16 hex>_bg.wasm`), unless it reads as a word and a number (`facade01`, `cafe2024`);
- * - 8 base64url or base32 characters after the last `-` or `.` (Rollup/Vite `index-BXaH3k2f.js`,
- *   Astro and SvelteKit `index.BXaH3k2f.js`, esbuild and Angular 17+ `main-K7ZBXP5Q.js`) that do not
+ * - 8 base64url characters in both cases, or base32 capitals (digits 2–7), after the last `-` or `.`
+ *   (Rollup/Vite `index-BXaH3k2f.js`, Astro and SvelteKit `index.BXaH3k2f.js`, esbuild and Angular
+ *   17+ `main-K7ZBXP5Q.js`) that do not
  *   read as words people write: `GameOver`, `NotoSans`, `ResNet50`, `Player01`, `Stage_01`, `IMG_1234`
  *   never count. Such a tail needs a digit, or must lie in a folder bundlers write their output to
  *   (`assets/`, `_astro/`, …): about a fifth of real 8-character hashes have no digit.
@@ -37,8 +38,20 @@ export function hashIn (fileName: string): string | undefined {
   const inAssetDir = ASSET_DIRS.test(fileName.slice(0, slash + 1))
   // SvelteKit names some chunks by their hash alone (`_app/immutable/chunks/CazlH01L.js`).
   const tail = (inAssetDir ? /(?:^|[.-])([A-Za-z0-9_-]{8})$/ : /[.-]([A-Za-z0-9_-]{8})$/).exec(stem)?.[1]
-  if (tail === undefined || !/[A-Za-z]/.test(tail) || /^[a-z_-]+$/.test(tail) || readsAsWords(tail)) return undefined
+  if (tail === undefined || !bundlerAlphabet(tail) || readsAsWords(tail)) return undefined
   return /\d/.test(tail) || inAssetDir ? tail : undefined
+}
+
+/**
+ * Whether 8 characters could be a bundler's hash at all. Rollup and Vite write base64url: both letter
+ * cases, all but about 3 % of the time ((38/64)^8 for a missing case). esbuild writes base32 in
+ * capitals, whose digits are 2–7 only (RFC 4648 §6). Lower case with digits is how people write
+ * sizes, versions and part numbers (`1200x630`, `v1beta12`, `nrf52840`), and capitals with a 0, 1, 8
+ * or 9 how cameras and reports name files (`DSCF0042`, `Q3FY2024`): none of those is a hash.
+ */
+function bundlerAlphabet (tail: string): boolean {
+  if (/[a-z]/.test(tail) && /[A-Z]/.test(tail)) return true
+  return /^[A-Z2-7]{8}$/.test(tail) && /[A-Z]/.test(tail)
 }
 
 /** Folders bundlers write hashed output to: Vite/Rollup `assets/`, Astro `_astro/`, SvelteKit, Next.js, create-react-app `static/js|css|media/`. */
