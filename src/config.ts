@@ -15,7 +15,8 @@ type Raw = Record<string, unknown>
 
 /** '' and '8080abc' stay strings, so the schema reports them instead of Number() turning them into 0 or NaN. */
 const toNumber = (v: string): unknown => /^\d+$/.test(v.trim()) ? Number(v) : v
-const origins = (v: string) => v === '*' ? { origin: '*' } : { origin: v.split(',').map(s => s.trim()).filter(Boolean) }
+/** `https://a.example/` as people copy it from the address bar is the origin `https://a.example`. */
+const origins = (v: string) => v === '*' ? { origin: '*' } : { origin: v.split(',').map(s => s.trim().replace(/\/$/, '')).filter(Boolean) }
 /** The string values a schema union of constants allows (`false` aside): what a flag setting it accepts. */
 const constants = (key: string): string[] => ((OptionsSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }> }>)[key]?.anyOf ?? [])
   .flatMap(s => typeof s.const === 'string' ? [s.const] : [])

@@ -67,9 +67,13 @@ function readSizes (opts: Record<string, unknown>): OptionProblem[] {
 /** Turns Ajv's errors into one line per problem; a failed union becomes one "expected …" line. */
 function describe (errors: ErrorObject[], alsoKnown: readonly string[]): OptionProblem[] {
   const unionPaths = new Set(errors.filter(e => e.keyword === 'anyOf').map(e => e.instancePath))
+  // A union that failed because of a problem found deeper inside it (a bad origin in `cors`) says
+  // nothing more than that problem: only the deepest line is kept.
+  const deeper = (path: string) => errors.some(e => e.keyword !== 'anyOf' && e.instancePath.startsWith(path + '/'))
   const out: OptionProblem[] = []
   for (const e of errors) {
     if (e.keyword !== 'anyOf' && [...unionPaths].some(p => e.instancePath === p && e.schemaPath.includes('/anyOf/'))) continue
+    if (e.keyword === 'anyOf' && deeper(e.instancePath)) continue
     // An unknown key's "value" is the whole object around it: the message names the key instead.
     out.push({ path: e.instancePath, message: messageOf(e, e.instancePath === '' ? alsoKnown : []), ...(e.keyword === 'additionalProperties' ? {} : { value: e.data }) })
   }
@@ -88,6 +92,7 @@ function messageOf (e: ErrorObject, alsoKnown: readonly string[]): string {
   if (e.keyword === 'anyOf') return `expected ${schema.expected ?? constantsOf(schema) ?? 'one of the allowed values'}`
   if (e.keyword === 'pattern' && e.instancePath.includes('/headers')) return 'header names must be HTTP tokens'
   if (e.keyword === 'pattern' && e.params.pattern === '^/') return 'must start with "/"'
+  if (e.keyword === 'pattern' && /^\/cors\/origin\/\d+$/.test(e.instancePath)) return 'expected an origin: a scheme and a host, maybe a port, no path, e.g. "https://app.example" or "http://localhost:5173"'
   // Ajv's "must be integer" / "must be <= 65535": the whole expectation at once.
   if ((schema.type === 'integer' || schema.type === 'number') && ['type', 'minimum', 'maximum'].includes(e.keyword)) return `expected ${schema.type === 'integer' ? 'an integer' : 'a number'}${rangeOf(schema)}`
   return e.message ?? 'is invalid'

@@ -512,3 +512,18 @@ t.test('a memoryBudget beyond what the machine has is capped to it with one warn
   t.match(warnings[0], { memoryBudget: Number.MAX_SAFE_INTEGER, available: machine }, 'naming both numbers')
   t.match(warnings[0]!.msg, /^memoryBudget 8PB is more than this machine has \(\S+\); using \S+$/)
 })
+
+t.test('an origin as copied from the address bar (a trailing slash) is the origin; a bad one is one line saying what an origin is', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'wasm-serve-origin-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  t.same(parseCli([dir, '--cors', 'https://a.example/'], {}, dir).options.cors, { origin: ['https://a.example'] })
+  t.same(parseCli([dir], { WASM_SERVE_CORS: 'https://a.example/,http://localhost:5173/' }, dir).options.cors, { origin: ['https://a.example', 'http://localhost:5173'] })
+  for (const [argv, env] of [[[dir, '--cors=a.example'], {}], [[dir], { WASM_SERVE_CORS: 'a.example' }]] as const) {
+    const err = t.throws(() => parseCli([...argv], env, dir)) as OptionsError
+    t.ok(err instanceof OptionsError)
+    t.equal(err.problems.length, 1, 'one problem, not the unions around it')
+    t.match(err.problems[0], { path: '/cors/origin/0', message: /^expected an origin: a scheme and a host, maybe a port, no path/ })
+  }
+  const fromFile = t.throws(() => resolveOptions({ cors: { origin: ['https://a.example/app'] } })) as OptionsError
+  t.same(fromFile.problems.map(p => p.path), ['/cors/origin/0'], 'a config file gets the same single line, with its JSON path')
+})
