@@ -34,10 +34,15 @@ export function localUrl (address: string, host: string): string {
  * non-loopback bind, none on loopback.
  */
 export function networkUrls (host: string, port: number, protocol: 'http' | 'https', interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces()): string[] {
+  return networkHosts(host, interfaces).map(h => `${protocol}://${h.includes(':') ? `[${h}]` : h}:${port}`)
+}
+
+/** The hosts of those URLs: what a development certificate must name besides localhost. */
+export function networkHosts (host: string, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces()): string[] {
   if (isLoopback(host)) return []
-  if (!WILDCARDS.has(host)) return [`${protocol}://${host.includes(':') ? `[${host}]` : host}:${port}`]
+  if (!WILDCARDS.has(host)) return [host.replace(/^\[|\]$/g, '')]
   const addresses = Object.values(interfaces).flatMap(list => list ?? []).filter(i => i.family === 'IPv4' && !i.internal).map(i => i.address)
-  return [...new Set(addresses)].map(a => `${protocol}://${a}:${port}`)
+  return [...new Set(addresses)]
 }
 
 export interface BannerInput {

@@ -20,7 +20,7 @@ import { createServer } from './server.js'
 import { EXIT, StartError, startErrorText } from './start-errors.js'
 import { printable } from './printable.js'
 import { loadTls, type TlsMaterial } from './tls.js'
-import { bannerText, localUrl, networkUrls, openerFor, servingLine, startWarnings } from './banner.js'
+import { bannerText, localUrl, networkHosts, networkUrls, openerFor, servingLine, startWarnings } from './banner.js'
 import { devCertDir, trustAdvice } from './dev-cert.js'
 import type { ResolvedOptions } from './options.js'
 
@@ -43,7 +43,8 @@ async function main (argv: string[]): Promise<number> {
   const root = cli.options.root ?? DEMO
   const label = cli.rootLabel ?? 'the demo'
   checkDirectory(root, label, folder => `serve its folder with \`wasm-serve ${folder}\``)
-  const tls = await loadTls(cli.options.https, devCertDir(process.env))
+  // The certificate names the LAN addresses too, so the Network URLs the banner prints verify.
+  const tls = await loadTls(cli.options.https, devCertDir(process.env), networkHosts(cli.options.host))
   // Listings are on in the CLI unless asked off (null: not said; the plugin's default is off).
   const options = { ...cli.options, root, listing: cli.options.listing ?? true }
   const app = await createServer({ options, ...(tls !== undefined ? { tls } : {}) })

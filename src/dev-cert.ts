@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process'
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
+import { isIP } from 'node:net'
 import { isAbsolute, join } from 'node:path'
 import { writeAtomic } from './atomic-write.js'
 import { TlsError } from './start-errors.js'
@@ -43,6 +44,11 @@ export function devCertDir (env: NodeJS.ProcessEnv, home = homedir()): string {
 
 export interface DevCertOptions {
   now?: Date
+  /**
+   * Names other machines reach this one by, beyond localhost: the LAN addresses of a server bound to
+   * 0.0.0.0, or the host it was bound to. A kept certificate that lacks one is made anew with it.
+   */
+  hosts?: readonly string[]
   /** The mkcert command to use, or null for none; default: `mkcert` when on PATH with a CA. */
   mkcert?: string | null
 }
@@ -53,11 +59,12 @@ export async function devCertificate (dir: string, opts: DevCertOptions = {}): P
   const certFile = join(dir, 'dev-cert.pem')
   const keyFile = join(dir, 'dev-key.pem')
   const mkcert = opts.mkcert === undefined ? findMkcert() : opts.mkcert
+  const names = namesFor(opts.hosts ?? [])
   ensurePrivateDir(dir)
-  const stored = readUsable(certFile, keyFile, now)
+  const stored = readUsable(certFile, keyFile, now, names)
   // A self-signed one is replaced once mkcert can make a trusted one.
   if (stored !== undefined && !(stored.issuer === 'self-signed' && mkcert !== null)) return { ...stored, certFile, made: false }
-  const made = mkcert !== null ? fromMkcert(mkcert, dir) : await selfSigned(now)
+  const made = mkcert !== null ? fromMkcert(mkcert, dir, names) : await selfSigned(now, names)
   await writeAtomic(keyFile, Buffer.from(made.key), { mode: 0o600 })
   await writeAtomic(certFile, Buffer.from(made.cert), { mode: 0o644 })
   const x509 = new X509Certificate(made.cert)
@@ -74,8 +81,19 @@ function ensurePrivateDir (dir: string): void {
   if ((stats.mode & 0o077) !== 0) chmodSync(dir, 0o700)
 }
 
-/** The stored pair when it parses, matches, names every dev host and is not about to expire. */
-function readUsable (certFile: string, keyFile: string, now: Date): Omit<DevCert, 'certFile' | 'made'> | undefined {
+interface Names { dns: readonly string[], ips: readonly string[] }
+
+/** localhost, 127.0.0.1 and ::1, then the extra hosts, IP addresses apart from DNS names. */
+function namesFor (hosts: readonly string[]): Names {
+  const extra = hosts.map(h => h.replace(/^\[|\]$/g, '')).filter(h => h !== '')
+  return {
+    dns: [...new Set([...DEV_HOSTS.dns, ...extra.filter(h => isIP(h) === 0)])],
+    ips: [...new Set([...DEV_HOSTS.ips, ...extra.filter(h => isIP(h) !== 0)])],
+  }
+}
+
+/** The stored pair when it parses, matches, names every host asked for and is not about to expire. */
+function readUsable (certFile: string, keyFile: string, now: Date, names: Names): Omit<DevCert, 'certFile' | 'made'> | undefined {
   try {
     const cert = readFileSync(certFile, 'utf8')
     const key = readFileSync(keyFile, 'utf8')
@@ -83,7 +101,7 @@ function readUsable (certFile: string, keyFile: string, now: Date): Omit<DevCert
     const validTo = new Date(x509.validTo)
     if (new Date(x509.validFrom) > now || validTo.getTime() - now.getTime() < RENEW_WITHIN_MS) return undefined
     if (!x509.checkPrivateKey(createPrivateKey(key))) return undefined
-    if (DEV_HOSTS.dns.some(h => x509.checkHost(h) === undefined) || DEV_HOSTS.ips.some(ip => x509.checkIP(ip) === undefined)) return undefined
+    if (names.dns.some(h => x509.checkHost(h) === undefined) || names.ips.some(ip => x509.checkIP(ip) === undefined)) return undefined
     // Signed by its own key (checkIssued would say no: a leaf's key usage does not include signing certificates).
     const selfSigned = x509.issuer === x509.subject && x509.verify(x509.publicKey)
     return { cert, key, validTo, issuer: selfSigned ? 'self-signed' : 'mkcert' }
@@ -92,7 +110,7 @@ function readUsable (certFile: string, keyFile: string, now: Date): Omit<DevCert
   }
 }
 
-async function selfSigned (now: Date): Promise<{ cert: string, key: string }> {
+async function selfSigned (now: Date, names: Names): Promise<{ cert: string, key: string }> {
   // Loaded only here: the X.509 stack behind selfsigned is not needed to serve plain HTTP or a given certificate.
   const { generate } = await import('selfsigned')
   const notAfterDate = new Date(now.getTime() + SELF_SIGNED_DAYS * 24 * 3600 * 1000)
@@ -105,7 +123,7 @@ async function selfSigned (now: Date): Promise<{ cert: string, key: string }> {
       { name: 'basicConstraints', cA: false },
       { name: 'keyUsage', digitalSignature: true, critical: true },
       { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames: [...DEV_HOSTS.dns.map(value => ({ type: 2 as const, value })), ...DEV_HOSTS.ips.map(ip => ({ type: 7 as const, ip }))] },
+      { name: 'subjectAltName', altNames: [...names.dns.map(value => ({ type: 2 as const, value })), ...names.ips.map(ip => ({ type: 7 as const, ip }))] },
     ],
   })
   return { cert: pems.cert, key: pems.private }
@@ -118,12 +136,12 @@ export function findMkcert (command = 'mkcert'): string | null {
   return existsSync(join(caroot.stdout.trim(), 'rootCA.pem')) ? command : null
 }
 
-function fromMkcert (command: string, dir: string): { cert: string, key: string } {
+function fromMkcert (command: string, dir: string, names: Names): { cert: string, key: string } {
   const work = mkdtempSync(join(dir, '.mkcert-'))
   try {
     const certFile = join(work, 'cert.pem')
     const keyFile = join(work, 'key.pem')
-    const run = spawnSync(command, ['-cert-file', certFile, '-key-file', keyFile, ...DEV_HOSTS.dns, ...DEV_HOSTS.ips], { encoding: 'utf8', timeout: 30_000 })
+    const run = spawnSync(command, ['-cert-file', certFile, '-key-file', keyFile, ...names.dns, ...names.ips], { encoding: 'utf8', timeout: 30_000 })
     if (run.status !== 0) throw new TlsError(`mkcert could not make the development certificate: ${(run.stderr || run.error?.message || '').trim().split('\n').pop() ?? ''}`, { option: '/https', value: command })
     return { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') }
   } finally {

@@ -22,12 +22,15 @@ export interface TlsMaterial {
   notKept?: string
 }
 
-/** `https: true` keeps its certificate in `devStore` (the CLI passes devCertDir()); without one it lasts one process. */
-export async function loadTls (https: ResolvedOptions['https'], devStore?: string): Promise<TlsMaterial | undefined> {
+/**
+ * `https: true` keeps its certificate in `devStore` (the CLI passes devCertDir()), naming `hosts` too
+ * (the addresses other machines use); without a store it lasts one process.
+ */
+export async function loadTls (https: ResolvedOptions['https'], devStore?: string, hosts: readonly string[] = []): Promise<TlsMaterial | undefined> {
   if (https === false) return undefined
   if (https === true && devStore !== undefined) {
     try {
-      const dev = await devCertificate(devStore)
+      const dev = await devCertificate(devStore, { hosts })
       return { cert: dev.cert, key: dev.key, fingerprint256: new X509Certificate(dev.cert).fingerprint256, selfSigned: dev.issuer === 'self-signed', dev }
     } catch (err) {
       if (err instanceof TlsError) throw err

@@ -50,6 +50,20 @@ t.test('made once, kept with a private key (0600) in a private directory (0700),
   t.equal(second.key, first.key)
 })
 
+t.test('the LAN addresses a wildcard bind is reached by are named too; a kept certificate without one is made anew', async t => {
+  const dir = join(tempDir(t, 'state'), 'wasm-serve')
+  const lan = await devCertificate(dir, { mkcert: null, hosts: ['192.168.1.20', 'devbox.local'] })
+  const x509 = new X509Certificate(lan.cert)
+  t.ok(x509.checkIP('192.168.1.20') !== undefined, 'the LAN address')
+  t.ok(x509.checkHost('devbox.local') !== undefined, 'a host name')
+  t.ok(x509.checkHost('localhost') !== undefined && x509.checkIP('::1') !== undefined, 'and still localhost')
+  t.equal((await devCertificate(dir, { mkcert: null, hosts: ['192.168.1.20'] })).made, false, 'reused while it names every host asked for')
+  t.equal((await devCertificate(dir, { mkcert: null })).made, false, 'and for localhost alone')
+  const moved = await devCertificate(dir, { mkcert: null, hosts: ['10.0.0.7'] })
+  t.equal(moved.made, true, 'a new address: made anew')
+  t.ok(new X509Certificate(moved.cert).checkIP('10.0.0.7') !== undefined)
+})
+
 t.test('made anew when about to expire, corrupt, or when the key does not match; a loose directory is made private', async t => {
   const dir = join(tempDir(t, 'state'), 'wasm-serve')
   const first = await devCertificate(dir, { mkcert: null })
