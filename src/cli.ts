@@ -6,7 +6,7 @@
  * other failure 1.
  */
 import { spawn } from 'node:child_process'
-import { readFileSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
@@ -14,10 +14,11 @@ import type { Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as TlsServer, type TLSSocket } from 'node:tls'
 import { checkDirectory } from './args.js'
+import { nearest } from './nearest.js'
 import { helpText, parseCli } from './config.js'
 import { publishAddress } from './healthcheck.js'
 import { createServer } from './server.js'
-import { EXIT, StartError, startErrorText } from './start-errors.js'
+import { EXIT, StartError, startErrorText, UsageError } from './start-errors.js'
 import { printable } from './printable.js'
 import { loadTls, type TlsMaterial } from './tls.js'
 import { bannerText, localUrl, networkHosts, networkUrls, openerFor, servingLine, startWarnings } from './banner.js'
@@ -37,6 +38,7 @@ async function main (argv: string[]): Promise<number> {
   if (argv[0] === 'export') return (await import('./export/index.js')).runExport(argv.slice(1))
   if (argv[0] === 'check') return (await import('./check/index.js')).runCheck(argv.slice(1))
   if (argv[0] === 'explain') return (await import('./explain.js')).runExplain(argv.slice(1))
+  refuseMistypedCommand(argv[0])
   const cli = parseCli(argv, process.env, process.cwd())
   if (cli.help) { process.stdout.write(helpText()); return EXIT.ok }
   if (cli.version) { process.stdout.write(`wasm-serve ${VERSION}\n`); return EXIT.ok }
@@ -216,6 +218,18 @@ function keepSendingOnClose (app: FastifyInstance): void {
       else res.once('finish', () => socket.destroy())
     }
   }
+}
+
+const COMMANDS = ['compress', 'export', 'check', 'explain']
+
+/**
+ * `wasm-serve compres dist` is a command mistyped, not two directories: said as such when the word
+ * is near a command's name and names nothing on disk.
+ */
+function refuseMistypedCommand (word: string | undefined): void {
+  if (word === undefined || word.startsWith('-') || existsSync(word)) return
+  const near = nearest(word, COMMANDS)
+  if (near !== undefined) throw new UsageError(`unknown command "${word}" (did you mean ${near}?)`, { value: word })
 }
 
 main(process.argv.slice(2)).then(code => { if (code !== EXIT.ok) process.exitCode = code }, (err: unknown) => {

@@ -256,6 +256,7 @@ t.test('the mistakes a new user makes: each answered in one line naming the flag
     [['--isolate=credentialles', SITE, '-p0'], 'wasm-serve: --isolate: expected require-corp or credentialless, got "credentialles" (did you mean credentialless?) (see wasm-serve --help)\n'],
     [['--bogus', SITE, '-p0'], 'wasm-serve: unknown flag --bogus (see wasm-serve --help)\n'],
     [['--isolat', SITE, '-p0'], 'wasm-serve: unknown flag --isolat (did you mean --isolate?) (see wasm-serve --help)\n'],
+    [['compres', SITE], 'wasm-serve: unknown command "compres" (did you mean compress?) (see wasm-serve --help)\n'],
   ]
   await Promise.all(cases.map(async ([args, stderr]) => {
     const proc = runCli(t, args)
