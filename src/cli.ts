@@ -72,7 +72,12 @@ async function listen (app: FastifyInstance, host: string, port: number, portFro
       if (attempt > 0) process.stderr.write(`wasm-serve: port ${port} is in use, using ${tryPort} instead\n`)
       return address
     } catch (err) {
-      const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+      const code = (err as NodeJS.ErrnoException).code
+      // `--host localhost:3000`, a typo, an address of another machine: the host is what is wrong.
+      if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EADDRNOTAVAIL') {
+        throw new UsageError(`--host: cannot listen on ${JSON.stringify(host)}: ${code === 'EADDRNOTAVAIL' ? 'no interface of this machine has that address' : 'no such host'} (${code}); give a name or an address of this machine, and the port with --port`, { option: '--host', value: host })
+      }
+      const inUse = code === 'EADDRINUSE'
       if (inUse && portFrom !== undefined) throw new Error(`port ${port} on ${host} is in use (asked for by ${portFrom}): stop what holds it, or ask for another port`)
       if (!inUse || port === 0 || attempt + 1 >= PORT_TRIES) throw err
     }
