@@ -7,7 +7,7 @@
  * within the budget and in a cache directory outside the root (cache-dir.ts), keyed by the content
  * hash, so a restart reuses them and a changed file never gets a stale encoding.
  *
- * Files under node_modules/ wait for their first request instead: a `wasm-serve .` in a project root
+ * Files under node_modules/ (and the like: DEPENDENCY_DIRS) wait for their first request instead: a `wasm-serve .` in a project root
  * would otherwise spend its first minutes encoding tens of thousands of dependency files nobody asks
  * for (measured in docs/memory.md: 10,417 of them in 30 s on this repository's dependencies).
  */
@@ -32,8 +32,14 @@ interface Encodable {
   minSize: number
 }
 
-/** A dependency, not an asset: a path with a node_modules segment. */
-export const isDependency = (path: string): boolean => path.startsWith('node_modules/') || path.includes('/node_modules/')
+/**
+ * Where projects keep what they depend on or build from, not what they publish: npm's and Bower's
+ * packages, Cargo's and Maven's `target/`, Python's virtual environments and bytecode caches.
+ */
+const DEPENDENCY_DIRS = new Set(['node_modules', 'bower_components', 'jspm_packages', 'target', 'venv', '__pycache__', 'site-packages'])
+
+/** A dependency, not an asset: a path through one of DEPENDENCY_DIRS. */
+export const isDependency = (path: string): boolean => path.split('/').slice(0, -1).some(segment => DEPENDENCY_DIRS.has(segment))
 
 /** The encodings this Node can make of `tokens` (zstd needs Node 22.15+). */
 const makeable = (tokens: readonly EncodingToken[]) => tokens.filter(t => t !== 'zstd' || zstdAvailable)

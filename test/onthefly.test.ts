@@ -116,11 +116,12 @@ t.test('a file Varies only when an encoding can be made for it: zstd alone where
 })
 
 t.test('a project root: node_modules/ files are encoded on their first request, not in the background, and the root is named a likely mistake', async t => {
-  const project = makeSite(t, { 'package.json': '{"name":"app"}', 'app.js': JS, 'node_modules/dep/index.js': JS, 'lib/node_modules/x/y.js': JS })
+  const project = makeSite(t, { 'package.json': '{"name":"app"}', 'app.js': JS, 'node_modules/dep/index.js': JS, 'lib/node_modules/x/y.js': JS, 'target/debug/build.js': JS, 'assets/target.js': JS })
   const { app, url, logs } = await startPlugin(t, { root: project, compress: { cacheDir: tempDir(t, 'otf-cache-project') } })
   await app.wasmServe.compressionIdle()
   t.equal((await get(`${url}/app.js`, { 'accept-encoding': 'br' })).headers['content-encoding'], 'br', 'the app is encoded in the background')
-  for (const path of ['node_modules/dep/index.js', 'lib/node_modules/x/y.js']) {
+  t.equal((await get(`${url}/assets/target.js`, { 'accept-encoding': 'br' })).headers['content-encoding'], 'br', 'a file named like such a folder is an asset')
+  for (const path of ['node_modules/dep/index.js', 'lib/node_modules/x/y.js', 'target/debug/build.js']) {
     const first = await get(`${url}/${path}`, { 'accept-encoding': 'br' })
     t.equal(first.status, 200, `${path} is served`)
     t.equal(first.headers['content-encoding'], undefined, `${path}: not encoded before its first request`)
