@@ -72,14 +72,14 @@ function totalsLine (rows: Row[], tokens: readonly EncodingToken[]): string[] {
     ? '-'
     : num(rows.reduce((s, r) => s + served(r, token), 0)))
   const smallest = rows.reduce((s, r) => s + best(r), 0)
-  return [`total (${plural(rows.length, 'file')})`, num(original), ...perToken, rows.some(r => unknown(r, tokens)) ? '-' : saving(original, smallest)]
+  return [`total (${plural(rows.length, 'file')})`, num(original), ...perToken, tokens.length === 0 || rows.some(r => unknown(r, tokens)) ? '-' : saving(original, smallest)]
 }
 
 /** The summary table: file, original, a column per encoding of this run (br, zstd, gzip), saving; then totals and a legend. */
 export function formatTable (rows: Row[], tokens: readonly EncodingToken[]): string {
   const header = ['file', 'original', ...tokens, 'saving']
   const body = rows.map(r => [
-    r.file.display, num(r.file.size), ...tokens.map(token => cellText(r.cells[token])), unknown(r, tokens) ? '-' : saving(r.file.size, best(r)),
+    r.file.display, num(r.file.size), ...tokens.map(token => cellText(r.cells[token])), tokens.length === 0 || unknown(r, tokens) ? '-' : saving(r.file.size, best(r)),
   ])
   const legend = '* already up to date, kept · larger: not written, it would not be smaller than the file' +
     (rows.some(r => unknown(r, tokens)) ? '\nnew: would be written; its size, the totals and the saving are known only once written' : '')
