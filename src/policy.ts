@@ -228,21 +228,35 @@ const PAGES_NAMED = 3
  */
 export function warnImmutablePages (opts: ResolvedOptions, assets: Iterable<Asset>, log: Logger): void {
   const routeOf = routeFinder(opts)
+  const pinnedGlob = opts.immutable.map(glob => ({ glob, test: picomatch(glob, { dot: true }) }))
+  const notPinned = opts.noCache.map(glob => picomatch(glob, { dot: true }))
   const pinned = new Map<RouteOptions, string[]>()
+  const byGlob = new Map<string, string[]>()
   for (const asset of assets) {
     if (!asset.isHtml) continue
     const route = routeOf(asset.path)?.route
-    if (route?.cacheControl === undefined || !/(?:^|[\s,])immutable(?:$|[\s,;=])/i.test(route.cacheControl)) continue
-    const pages = pinned.get(route) ?? []
-    pages.push(asset.path)
-    pinned.set(route, pages)
+    if (route?.cacheControl !== undefined) {
+      if (!/(?:^|[\s,])immutable(?:$|[\s,;=])/i.test(route.cacheControl)) continue
+      pinned.set(route, [...pinned.get(route) ?? [], asset.path])
+      continue
+    }
+    // `--immutable '**'` pins pages as surely as a route does (unless --no-cache takes them back).
+    const glob = notPinned.some(test => test(asset.path)) ? undefined : pinnedGlob.find(g => g.test(asset.path))?.glob
+    if (glob !== undefined) byGlob.set(glob, [...byGlob.get(glob) ?? [], asset.path])
   }
   for (const [route, pages] of pinned) {
-    // Top-level pages first: index.html is the one that matters.
-    const named = pages.sort((a, b) => a.split('/').length - b.split('/').length || a.localeCompare(b)).slice(0, PAGES_NAMED)
-    log.warn({ route: route.match, cacheControl: route.cacheControl, pages: named, htmlPages: pages.length },
+    log.warn({ route: route.match, cacheControl: route.cacheControl, pages: topPages(pages), htmlPages: pages.length },
       'a route makes HTML pages immutable: browsers keep them without asking again until max-age runs out, so a new deploy is not seen; give HTML "no-cache" in a route before it')
   }
+  for (const [glob, pages] of byGlob) {
+    log.warn({ immutable: glob, cacheControl: IMMUTABLE, pages: topPages(pages), htmlPages: pages.length },
+      'an immutable glob makes HTML pages immutable: browsers keep them for a year without asking again, so a new deploy is not seen; narrow the glob, or add the pages to --no-cache')
+  }
+}
+
+/** Top-level pages first (index.html is the one that matters), at most PAGES_NAMED. */
+function topPages (pages: string[]): string[] {
+  return pages.sort((a, b) => a.split('/').length - b.split('/').length || a.localeCompare(b)).slice(0, PAGES_NAMED)
 }
 
 /**

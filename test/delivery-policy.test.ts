@@ -382,3 +382,18 @@ t.test('a route that makes HTML pages immutable is a start-up warning naming the
   const hashedOnly = await startCliApp(t, { root: site })
   t.same(pinned(hashedOnly), [], 'nor without routes (only hashed names are immutable by default)')
 })
+
+t.test('an immutable glob that takes in HTML pages is a start-up warning too, unless --no-cache takes them back (D10)', async t => {
+  const site = makeSite(t, { ...SITE, 'docs/a.html': PAGE })
+  const pinned = (server: { logs: Array<Record<string, unknown>> }) => server.logs.filter(l => l.level === 40 && /immutable/.test(String(l.msg)))
+  const all = await startCliApp(t, { root: site, immutable: ['**'] })
+  const [warning, ...more] = pinned(all)
+  t.equal(more.length, 0, 'one warning for the glob')
+  t.match(warning, { immutable: '**', cacheControl: IMMUTABLE, pages: ['index.html', 'docs/a.html'], htmlPages: 2 })
+  t.match(String(warning?.msg), /immutable glob makes HTML pages immutable.*--no-cache/)
+  t.equal((await getOnce(`${all.url}/`)).headers['cache-control'], IMMUTABLE, 'the glob still applies as configured')
+  const takenBack = await startCliApp(t, { root: site, immutable: ['**'], noCache: ['**/*.html'] })
+  t.same(pinned(takenBack), [], 'no warning when --no-cache keeps pages revalidated')
+  const assetsOnly = await startCliApp(t, { root: site, immutable: ['*.wasm'] })
+  t.same(pinned(assetsOnly), [], 'nor for a glob that takes no page')
+})
