@@ -149,7 +149,7 @@ export function fromEnv (env: NodeJS.ProcessEnv): Raw {
     const value = env[envName(key)]
     if (value === undefined || value === '' || key === 'root') continue
     // A size goes to the size grammar as typed, as the flag's value does: "1e3" is not JSON's 1000 there.
-    const parsed = key === 'memoryBudget' ? value : key === 'cors' && value !== 'false' ? (value.startsWith('{') ? parseEnvValue(value) : origins(value)) : parseEnvValue(value)
+    const parsed = key === 'memoryBudget' ? value : key === 'cors' && value !== 'false' && value !== 'true' ? (value.startsWith('{') ? parseEnvValue(value) : origins(value)) : parseEnvValue(value)
     const isList = (OptionsSchema.properties as Record<string, { type?: string }>)[key]?.type === 'array'
     out[key] = isList && typeof parsed === 'string' ? [parsed] : parsed
   }

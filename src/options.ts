@@ -23,8 +23,20 @@ type DeepRequired<T> = T extends unknown[] ? T : T extends object ? { [K in keyo
 type Full = DeepRequired<WasmServeOptions>
 /** The options that take a size ("64MB"), in bytes once resolved. */
 interface Sizes { memoryBudget: number, compress: Omit<Full['compress'], 'minSize' | 'cacheMaxSize'> & { minSize: number, cacheMaxSize: number } }
-/** Options after defaults are applied, with `memoryBudget`, `compress.minSize` and `compress.cacheMaxSize` in bytes. */
-export type ResolvedOptions = Omit<Full, keyof Sizes> & Sizes
+/** `true` where a bare CLI flag would do, resolved to what that flag means (SHORTHANDS). */
+interface Shorthands {
+  crossOriginIsolation: Exclude<Full['crossOriginIsolation'], true>
+  cors: Exclude<Full['cors'], true>
+  spa: Exclude<Full['spa'], true>
+}
+/**
+ * Options after defaults are applied, with `memoryBudget`, `compress.minSize` and
+ * `compress.cacheMaxSize` in bytes and `true` shorthands expanded.
+ */
+export type ResolvedOptions = Omit<Full, keyof Sizes | keyof Shorthands> & Sizes & Shorthands
+
+/** What `true` means for an option, as the bare flag (`--isolate`, `--cors`, `--spa`) means it. */
+const SHORTHANDS: Shorthands = { crossOriginIsolation: 'require-corp', cors: { origin: '*' }, spa: 'index.html' }
 export type RouteOptions = Static<typeof Route>
 
 /**
@@ -44,6 +56,7 @@ export function resolveOptions (input: unknown, source = 'options', alsoKnown: r
   problems.push(...checkHeaders(copy))
   if (problems.length === 0) problems.push(...readSizes(copy))
   if (problems.length > 0) throw new OptionsError(problems, source)
+  for (const key of Object.keys(SHORTHANDS) as Array<keyof Shorthands>) if (copy[key] === true) copy[key] = structuredClone(SHORTHANDS[key])
   return copy as unknown as ResolvedOptions
 }
 

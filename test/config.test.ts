@@ -527,3 +527,23 @@ t.test('an origin as copied from the address bar (a trailing slash) is the origi
   const fromFile = t.throws(() => resolveOptions({ cors: { origin: ['https://a.example/app'] } })) as OptionsError
   t.same(fromFile.problems.map(p => p.path), ['/cors/origin/0'], 'a config file gets the same single line, with its JSON path')
 })
+
+t.test('true means what the bare flag means: crossOriginIsolation "require-corp", cors every origin, spa index.html', async t => {
+  const resolved = resolveOptions({ crossOriginIsolation: true, cors: true, spa: true })
+  t.equal(resolved.crossOriginIsolation, 'require-corp')
+  t.same(resolved.cors, { origin: '*' })
+  t.equal(resolved.spa, 'index.html')
+  const dir = mkdtempSync(join(tmpdir(), 'wasm-serve-true-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const fromEnv = parseCli([dir], { WASM_SERVE_CORS: 'true', WASM_SERVE_SPA: 'true', WASM_SERVE_CROSS_ORIGIN_ISOLATION: 'true' }, dir).options
+  t.same([fromEnv.cors, fromEnv.spa, fromEnv.crossOriginIsolation], [{ origin: '*' }, 'index.html', 'require-corp'], 'and from the environment')
+  writeFileSync(join(dir, 'index.html'), '<!doctype html><title>app</title>\n')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(wasmServe, { root: dir, watch: false, spa: true, cors: true, crossOriginIsolation: true })
+  const res = await app.inject({ url: '/settings/profile', headers: { accept: 'text/html', origin: 'https://a.example' } })
+  t.equal(res.statusCode, 200, 'the plugin takes them too')
+  t.equal(res.headers['cross-origin-embedder-policy'], 'require-corp')
+  t.equal(res.headers['access-control-allow-origin'], '*')
+  t.match(String(t.throws(() => resolveOptions({ spa: 'yes' }))), /spa/, 'other values are still refused')
+})
