@@ -60,6 +60,7 @@ t.test('usage errors exit 2 with one line; --help lists every rule and exits 0',
     [['ftp://example.com/a.wasm'], /not an http\(s\) URL: ftp:\/\/example\.com\/a\.wasm/],
     [['not a url'], /not an http\(s\) URL/],
     [['--timeout', 'soon', 'http://127.0.0.1:1/'], /--timeout: expected a duration like 10s or 5000ms, got "soon"/],
+    [['--timeout', 'http://127.0.0.1:1/'], /--timeout: expected a duration like 10s or 5000ms, got "http:\/\/127\.0\.0\.1:1\/"/],
     [['--bogus', 'http://127.0.0.1:1/'], /^wasm-serve check: unknown flag --bogus \(see wasm-serve check --help\)$/m],
     [['--timeot', '3s', 'http://127.0.0.1:1/'], /^wasm-serve check: unknown flag --timeot \(did you mean --timeout\?\) \(see wasm-serve check --help\)$/m],
   ] as Array<[string[], RegExp]>) {

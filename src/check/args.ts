@@ -59,17 +59,18 @@ export function parseCheckArgs (argv: string[]): CheckArgs | 'help' {
   const { positionals } = parsed
   const values = parsed.values as { json?: boolean, insecure?: boolean, timeout?: string, help?: boolean }
   if (values.help === true) return 'help'
-  if (positionals.length === 0) throw new UsageError('missing <url>: the page or module to check', { option: '<url>' })
-  for (const url of positionals) {
-    let protocol: string | undefined
-    try { protocol = new URL(url).protocol } catch {}
-    if (protocol !== 'http:' && protocol !== 'https:') throw new UsageError(`not an http(s) URL: ${url}`, { option: '<url>', value: url })
-  }
+  // The timeout first: `check --timeout https://…` took the URL as the timeout, and that is what to say.
   let timeoutMs = DEFAULT_TIMEOUT_MS
   if (values.timeout !== undefined) {
     const ms = parseDuration(values.timeout)
     if (ms === undefined) throw new UsageError(`--timeout: expected a duration like 10s or 5000ms, got ${JSON.stringify(values.timeout)}`, { option: '--timeout', value: values.timeout })
     timeoutMs = ms
+  }
+  if (positionals.length === 0) throw new UsageError('missing <url>: the page or module to check', { option: '<url>' })
+  for (const url of positionals) {
+    let protocol: string | undefined
+    try { protocol = new URL(url).protocol } catch {}
+    if (protocol !== 'http:' && protocol !== 'https:') throw new UsageError(`not an http(s) URL: ${url}`, { option: '<url>', value: url })
   }
   return { urls: positionals.map(u => new URL(u).href), json: values.json === true, insecure: values.insecure === true, timeoutMs }
 }
