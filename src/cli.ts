@@ -52,8 +52,9 @@ async function main (argv: string[]): Promise<number> {
   const app = await createServer({ options, ...(tls !== undefined ? { tls } : {}) })
   // Not bound: the app's watchers and timers would keep the process alive after the message.
   const address = await listen(app, cli.options.host, cli.options.port, cli.portFrom).catch(async (err: unknown) => { await app.close(); throw err })
-  announce({ label, address, tls, app, options })
+  // Published before it is announced: whoever waits for the serving line may read the file at once.
   publishAddress({ address: app.server.address(), host: cli.options.host, tls: tls !== undefined, env: process.env })
+  announce({ label, address, tls, app, options })
   if (cli.options.open) openBrowser(localUrl(address, cli.options.host))
   closeOnSignals(app)
   return EXIT.ok
