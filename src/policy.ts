@@ -290,7 +290,9 @@ function isolationHeaders (opts: ResolvedOptions, type: string): Record<string, 
 function corsHeaders (opts: ResolvedOptions): Record<string, string> {
   if (opts.cors === false) return {}
   const shared = {
-    'access-control-expose-headers': 'X-Decoded-Content-Length, ETag, Content-Length, Content-Encoding',
+    // Content-Range and Accept-Ranges too: a page reading a database or a data file by ranges from
+    // another origin (SQLite over HTTP, DuckDB-wasm, Emscripten's lazy files) must see them.
+    'access-control-expose-headers': 'X-Decoded-Content-Length, ETag, Content-Length, Content-Encoding, Content-Range, Accept-Ranges',
     'timing-allow-origin': opts.cors.origin === '*' ? '*' : opts.cors.origin.join(', '),
   }
   return opts.cors.origin === '*' ? { 'access-control-allow-origin': '*', ...shared } : { ...shared, vary: 'Origin' }

@@ -247,7 +247,7 @@ const RECIPES: Recipe[] = [
       line: 'npx wasm-serve node_modules/pyodide --cors',
       check: async (t, get) => {
         const origin = { origin: 'http://127.0.0.1:5173' }
-        const cors = { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'X-Decoded-Content-Length, ETag, Content-Length, Content-Encoding' }
+        const cors = { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'X-Decoded-Content-Length, ETag, Content-Length, Content-Encoding, Content-Range, Accept-Ranges' }
         headers(t, await get('/pyodide.asm.wasm', origin), { 'content-type': 'application/wasm', ...cors }, 'pyodide.asm.wasm')
         for (const path of ['/pyodide.mjs', '/pyodide.asm.mjs']) headers(t, await get(path, origin), { 'content-type': SCRIPT, ...cors }, path)
         headers(t, await get('/python_stdlib.zip', { ...origin, 'accept-encoding': ACCEPT }), { 'content-type': 'application/zip', 'content-encoding': undefined, ...cors }, 'python_stdlib.zip, already compressed')
