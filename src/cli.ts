@@ -204,7 +204,8 @@ function responsesUnderWay (app: FastifyInstance): () => number {
 /**
  * Node's server.close() ends "idle" connections, and a response counts as done once `res.end(buffer)`
  * was called, though megabytes may still wait in the socket: a slow download of a big module would be
- * cut. On shutdown, a connection still writing is closed only when its response has finished.
+ * cut. On shutdown, a connection is ended (FIN after its last bytes), one still writing only when its
+ * response has finished; it closes when the client has read everything.
  *
  * Over TLS the HTTP/2 server has the same method, for its HTTP/1.1 fallback: only those connections
  * are handled here. An HTTP/2 connection carries no HTTP/1 response, so it would look idle and be
@@ -220,8 +221,12 @@ function keepSendingOnClose (app: FastifyInstance): void {
   server.closeIdleConnections = function closeIdleConnections () {
     for (const socket of sockets) {
       const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
-      if (res == null || res.writableFinished) socket.destroy()
-      else res.once('finish', () => socket.destroy())
+      // end(), not destroy(): a response Node counts as finished may still have its last bytes in the
+      // kernel's buffers, and a container's network is torn down as soon as the process exits, dropping
+      // them. The FIN follows those bytes; the socket closes once the client has read them and closed
+      // its side (the grace period bounds a client that never does).
+      if (res == null || res.writableFinished) socket.end()
+      else res.once('finish', () => socket.end())
     }
   }
 }
