@@ -56,6 +56,17 @@ export interface BannerInput {
   files: number
 }
 
+/** The isolation mode in words (D12 in docs/delivery.md). */
+function isolationText (mode: Features['crossOriginIsolation']): string {
+  switch (mode) {
+    case false: return 'off'
+    case 'document': return 'on (Document-Isolation-Policy isolate-and-require-corp; Chromium 137+)'
+    case 'document-credentialless': return 'on (Document-Isolation-Policy isolate-and-credentialless; Chromium 137+)'
+    case 'report': return 'report only (COOP and COEP Report-Only; what would break is logged)'
+    default: return `on (COOP same-origin, COEP ${mode})`
+  }
+}
+
 /** The banner for a terminal: one row per URL and per feature, every feature said on or off. */
 export function bannerText (input: BannerInput): string {
   const { features: f, tls } = input
@@ -64,7 +75,7 @@ export function bannerText (input: BannerInput): string {
     ['Local', input.local],
     ...input.network.map((url): [string, string] => ['Network', url]),
     ['HTTPS', tls === undefined ? 'off (HTTP/1.1)' : `on, HTTP/2 with HTTP/1.1 fallback; ${tls.dev !== undefined ? `${tls.dev.issuer === 'mkcert' ? 'mkcert' : 'self-signed'} dev certificate` : 'certificate'} SHA-256 ${tls.fingerprint256}`],
-    ['Isolation', f.crossOriginIsolation === false ? 'off' : `on (COOP same-origin, COEP ${f.crossOriginIsolation})`],
+    ['Isolation', isolationText(f.crossOriginIsolation)],
     ['CORS', f.cors === false ? 'off' : f.cors.origin === '*' ? 'on, any origin' : `on, ${f.cors.origin.join(', ')}`],
     ['SPA', f.spa === false ? 'off' : `on, unknown pages get ${f.spa}`],
     ['Early hints', f.earlyHints ? 'on (103)' : 'off'],

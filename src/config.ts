@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseFlags, tooMany, type Flag } from './args.js'
+import { oneOf } from './nearest.js'
 import { OptionsSchema, resolveOptions, type ResolvedOptions } from './options.js'
 import { EXIT, OptionsError, UsageError, type OptionProblem } from './start-errors.js'
 
@@ -26,7 +27,7 @@ export const FLAGS: Flag[] = [
   { name: 'port', short: 'p', key: 'port', arg: 'N', doc: 'port to listen on (env PORT; default 8080, or the next free one; 0 = any free port)', toOption: toNumber },
   { name: 'host', key: 'host', arg: 'HOST', doc: 'address to bind (env HOST; default 127.0.0.1)' },
   { name: 'config', short: 'c', arg: 'FILE', doc: 'JSON config file (see config.example.json)' },
-  { name: 'isolate', key: 'crossOriginIsolation', arg: 'MODE', bare: 'require-corp', choices: ISOLATION, takes: w => ISOLATION.includes(w), takesDoc: ISOLATION.join(' or '), doc: 'cross-origin isolation: COOP + COEP; MODE require-corp (alone) or credentialless' },
+  { name: 'isolate', key: 'crossOriginIsolation', arg: 'MODE', bare: 'require-corp', choices: ISOLATION, takes: w => ISOLATION.includes(w), takesDoc: oneOf(ISOLATION), doc: 'cross-origin isolation for wasm threads; MODE require-corp (alone) or credentialless (COOP + COEP), document or document-credentialless (Document-Isolation-Policy, Chromium 137+), report (report-only: log what would break)' },
   // An origin starts with its scheme; a directory named like one would be an odd choice.
   { name: 'cors', key: 'cors', arg: 'ORIGIN', bare: '*', takes: w => w === '*' || /^https?:\/\//i.test(w), takesDoc: '* or an http(s):// origin', doc: 'CORS for every origin (alone), or for ORIGIN: https://a.example,https://b.example', toOption: origins },
   { name: 'spa', key: 'spa', arg: 'PAGE', bare: 'index.html', takes: w => /\.html?$/i.test(w), takesDoc: 'a page ending in .html or .htm', doc: 'single-page app: unknown extension-less paths get PAGE (alone: index.html)' },

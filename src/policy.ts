@@ -7,6 +7,7 @@ import type { ResolvedOptions, RouteOptions } from './options.js'
 import { originalName } from './content-type.js'
 import { matchPatternFor } from './dictionary.js'
 import type { Asset, FilePolicy, Logger } from './types.js'
+import { REPORT_GROUP, reportingEndpoints } from './reporting.js'
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable'
 export const REVALIDATE = 'no-cache'
@@ -164,7 +165,7 @@ export function explainPolicy (opts: ResolvedOptions, dictionaries: DictionaryPo
     const headers: Record<string, string> = { 'cache-control': cache.cacheControl }
     const rules: Record<string, string> = { 'cache-control': `D10 ${cache.rule}` }
     const add = (set: Record<string, string>, rule: string) => { for (const [name, value] of Object.entries(set)) { headers[name] = value; rules[name] = rule } }
-    add(isolationHeaders(opts, type), `D12 crossOriginIsolation ${String(opts.crossOriginIsolation)}`)
+    add(isolationHeaders(opts, type, dictionaries.prefix), `D12 crossOriginIsolation ${String(opts.crossOriginIsolation)}`)
     add(corsHeaders(opts), `D13 cors ${opts.cors === false ? '' : Array.isArray(opts.cors.origin) ? opts.cors.origin.join(',') : opts.cors.origin}`)
     const configured = route?.dictionary
     // A file this small gains nothing from a delta (nor from compression: compress.minSize), a
@@ -200,7 +201,7 @@ function staysFresh (cacheControl: string): boolean {
 /** An sf-string (RFC 8941 §3.3.3): quoted, backslash and double quote escaped. */
 const sfString = (s: string) => `"${s.replace(/[\\"]/g, c => '\\' + c)}"`
 
-/** Whether delta updates are on (this Node can make them), and the URL prefix files are served under. */
+/** Whether delta updates are on (this Node can make them), and the URL prefix files (and the report sink) are served under. */
 export interface DictionaryPolicy { on: boolean, prefix: string }
 const NO_DICTIONARIES: DictionaryPolicy = { on: false, prefix: '' }
 
@@ -273,14 +274,32 @@ function decodeURISafe (url: string): string {
   try { return decodeURI(url) } catch { return url }
 }
 
-/** D12: COOP + COEP on documents (and worker scripts), CORP on everything served. */
-function isolationHeaders (opts: ResolvedOptions, type: string): Record<string, string> {
-  if (opts.crossOriginIsolation === false) return {}
-  const corp = opts.cors !== false ? 'cross-origin' : 'same-origin'
+/**
+ * D12: what each isolation mode sends. Documents and JavaScript (the scripts workers start from) get
+ * the policy; every served file gets CORP, so a page isolated by any mode may embed it.
+ * - "require-corp" / "credentialless": COOP same-origin and that COEP;
+ * - "document" / "document-credentialless": Document-Isolation-Policy, which isolates the document
+ *   without COOP, so a popup keeps its opener (Chromium 137+; other browsers stay un-isolated);
+ * - "report": the Report-Only forms of COOP and COEP, reporting to the built-in sink: nothing breaks,
+ *   and what would break is logged.
+ */
+function isolationHeaders (opts: ResolvedOptions, type: string, prefix: string): Record<string, string> {
+  const mode = opts.crossOriginIsolation
+  if (mode === false) return {}
+  const corp = { 'cross-origin-resource-policy': opts.cors !== false ? 'cross-origin' : 'same-origin' }
   const isDocumentOrWorker = type.startsWith('text/html') || type.startsWith('text/javascript')
-  return isDocumentOrWorker
-    ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': opts.crossOriginIsolation, 'cross-origin-resource-policy': corp }
-    : { 'cross-origin-resource-policy': corp }
+  if (!isDocumentOrWorker) return corp
+  switch (mode) {
+    case 'document': return { 'document-isolation-policy': 'isolate-and-require-corp', ...corp }
+    case 'document-credentialless': return { 'document-isolation-policy': 'isolate-and-credentialless', ...corp }
+    case 'report': return {
+      'cross-origin-opener-policy-report-only': `same-origin; report-to="${REPORT_GROUP}"`,
+      'cross-origin-embedder-policy-report-only': `require-corp; report-to="${REPORT_GROUP}"`,
+      'reporting-endpoints': reportingEndpoints(prefix),
+      ...corp,
+    }
+    default: return { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': mode, ...corp }
+  }
 }
 
 /**

@@ -322,9 +322,9 @@ t.test('usage mistakes are UsageErrors naming what is wrong', async t => {
   t.equal(usage(['--config']), '--config needs a value (FILE)')
   t.equal(usage(['--https=yes']), '--https takes no value, got "yes"')
   t.equal(usage(['--log-level', 'verbose']), '--log-level: expected fatal, error, warn, info, debug, trace or silent, got "verbose"')
-  t.equal(usage(['--isolate=yes']), '--isolate: expected require-corp or credentialless, got "yes"')
-  t.equal(usage(['--isolate=credentialles']), '--isolate: expected require-corp or credentialless, got "credentialles" (did you mean credentialless?)')
-  t.equal(usage(['--isolate', 'credentialles', 'dist']), 'expected at most one directory, got "credentialles", "dist" (--isolate takes the next word only when it is require-corp or credentialless; to give it "credentialles", write --isolate=credentialles)')
+  t.equal(usage(['--isolate=yes']), '--isolate: expected require-corp, credentialless, document, document-credentialless or report, got "yes"')
+  t.equal(usage(['--isolate=credentialles']), '--isolate: expected require-corp, credentialless, document, document-credentialless or report, got "credentialles" (did you mean credentialless?)')
+  t.equal(usage(['--isolate', 'credentialles', 'dist']), 'expected at most one directory, got "credentialles", "dist" (--isolate takes the next word only when it is require-corp, credentialless, document, document-credentialless or report; to give it "credentialles", write --isolate=credentialles)')
 })
 
 t.test('every flag that takes a value takes it as --flag value and as --flag=value', async t => {
