@@ -3,10 +3,11 @@
  * list of origins only the echo of an allowed Origin is per request (`Vary: Origin` is precomputed
  * with the file's other headers).
  */
+import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedOptions } from './options.js'
 
-export function corsFor (opts: ResolvedOptions, request: FastifyRequest): Record<string, string> | undefined {
+export function corsFor (opts: ResolvedOptions, request: { headers: IncomingHttpHeaders }): Record<string, string> | undefined {
   if (opts.cors === false || opts.cors.origin === '*') return undefined
   const origin = request.headers.origin
   return origin !== undefined && opts.cors.origin.includes(origin) ? { 'access-control-allow-origin': origin } : undefined

@@ -22,6 +22,7 @@ import { resolveOptions, type ResolvedOptions, type WasmServeOptions } from './o
 import { compilePolicy, warnImmutablePages } from './policy.js'
 import { resolvePath } from './resolve.js'
 import { sendAsset } from './send.js'
+import { registerFastPath } from './fast-path.js'
 import { sendError } from './http-errors.js'
 import { sendListing } from './listing.js'
 import { corsFor, preflight } from './cors.js'
@@ -98,6 +99,7 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
   warnProjectRoot(root, catalog, fastify.log)
   fastify.addHook('onClose', async () => { compression?.close(); catalog.close() })
   if (!fastify.hasDecorator('wasmServe')) fastify.decorate('wasmServe', handleOf(catalog, compression))
+  registerFastPath(fastify, { catalog, opts, prefix, deltas, compression })
   fastify.log.debug({ files: catalog.size, bytesInMemory: catalog.bytesInMemory }, 'wasm-serve catalog ready')
 
   const handler = (request: FastifyRequest, reply: FastifyReply) => handle({ request, reply, catalog, opts, prefix, deltas, compression })

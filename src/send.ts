@@ -4,6 +4,7 @@
  * precomputed from the catalog; only a range or a per-request CORS origin adds anything here.
  */
 import { open, type FileHandle } from 'node:fs/promises'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Catalog } from './catalog.js'
 import { hashBuffer } from './etag.js'
@@ -65,7 +66,7 @@ function errorHeaders (input: SendInput): Record<string, string> {
  * then revalidates with the identity ETag, and a 304 (which keeps Chrome's compiled-wasm code
  * cache) beats sending the module again. The 304 carries that copy's own ETag.
  */
-function notModified (request: FastifyRequest, rep: Representation, asset: Asset): Representation | undefined {
+export function notModified (request: { headers: IncomingHttpHeaders }, rep: Representation, asset: Asset): Representation | undefined {
   const inm = request.headers['if-none-match']
   if (inm !== undefined) {
     if (inm.trim() === '*') return rep

@@ -3,7 +3,10 @@
  * 405 for other methods (D17), plain-text errors, and one log line per request (docs/delivery.md, "The CLI").
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import wasmServe from './plugin.js'
+import { fastPathOf } from './fast-path.js'
 import { sendError } from './http-errors.js'
 import { guard, http2Settings, serverOptions } from './limits.js'
 import type { ResolvedOptions } from './options.js'
@@ -16,6 +19,8 @@ export interface ServerInput {
   logStream?: NodeJS.WritableStream & { isTTY?: boolean }
   /** With TLS material the server speaks HTTP/2 over TLS, with ALPN fallback to HTTP/1.1. */
   tls?: TlsMaterial
+  /** Answer files held in memory before Fastify's router (fast-path.ts); default true. false: every request goes through Fastify (tests compare the two). */
+  fastPath?: boolean
 }
 
 export async function createServer (input: ServerInput): Promise<FastifyInstance> {
@@ -33,11 +38,13 @@ export async function createServer (input: ServerInput): Promise<FastifyInstance
     logger: { level: options.logLevel, ...(stream !== undefined ? { stream } : {}) },
     // One line per request, written by the onResponse hook below, instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
+    genReqId: nextRequestId,
     // A bad percent-encoding in the URL is the client's error: a fixed 400, the URL not echoed back.
     frameworkErrors: (err: unknown, _request: unknown, reply: FastifyReply) => { void sendError(reply, (err as { statusCode?: number }).statusCode === 431 ? 431 : 400) },
   })
   // Added only when request lines are written at all (--quiet, --log-level warn: no per-request work).
-  if (['info', 'debug', 'trace'].includes(options.logLevel)) {
+  const logsRequests = ['info', 'debug', 'trace'].includes(options.logLevel)
+  if (logsRequests) {
     app.addHook('onResponse', (request, reply, done) => {
       request.log.info({
         method: request.method,
@@ -59,5 +66,43 @@ export async function createServer (input: ServerInput): Promise<FastifyInstance
   })
   const { logLevel: _level, logFormat: _format, open: _open, host: _host, port: _port, https: _https, limits: _limits, ...pluginOptions } = options
   await app.register(wasmServe, { ...pluginOptions, healthz: true, methodNotAllowed: true })
+  if (input.fastPath !== false) answerHitsFirst(app, logsRequests)
   return app
 }
+
+/**
+ * Puts the plugin's fast path (fast-path.ts) in front of Fastify's own `request` listener: a file
+ * held in memory is answered there, anything else goes to Fastify as before. The request line is the
+ * one the onResponse hook writes, with the same fields and a request id from the same counter.
+ */
+function answerHitsFirst (app: FastifyInstance, logsRequests: boolean): void {
+  const fast = fastPathOf(app)
+  const server = app.server as Server
+  const [fastify, ...others] = server.listeners('request') as RequestListener[]
+  if (fast === undefined || fastify === undefined || others.length > 0) return
+  let closing = false
+  app.addHook('preClose', done => { closing = true; done() })
+  server.removeListener('request', fastify)
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const started = logsRequests ? performance.now() : 0
+    const rep = closing ? undefined : fast(req, res)
+    if (rep === undefined) return fastify(req, res)
+    if (!logsRequests) return
+    const status = res.statusCode
+    res.once('finish', () => app.log.info({
+      reqId: nextRequestId(),
+      method: req.method,
+      url: req.url,
+      status,
+      encoding: status === 200 ? rep.headers['content-encoding'] ?? 'identity' : 'identity',
+      bytes: status === 200 ? rep.size : 0,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    }, 'request'))
+  })
+}
+
+type RequestListener = (req: IncomingMessage, res: ServerResponse) => void
+
+/** Request ids for both paths, as Fastify's default makes them (`req-1`, `req-2`, …). */
+let requestCount = 0
+const nextRequestId = () => `req-${(++requestCount).toString(36)}`

@@ -253,7 +253,7 @@ t.test('the mistakes a new user makes: each answered in one line naming the flag
     [[page, '-p0'], `wasm-serve: ${page} is a file, not a directory: serve its folder with \`wasm-serve ${SITE}\`\n`],
     [['--port', 'abc', SITE], 'wasm-serve: --port: expected an integer 0–65535, got "abc" (see wasm-serve --help)\n'],
     [['--log-level', 'verbose', SITE, '-p0'], 'wasm-serve: --log-level: expected fatal, error, warn, info, debug, trace or silent, got "verbose" (see wasm-serve --help)\n'],
-    [['--isolate=credentialles', SITE, '-p0'], 'wasm-serve: --isolate: expected require-corp or credentialless, got "credentialles" (did you mean credentialless?) (see wasm-serve --help)\n'],
+    [['--isolate=credentialles', SITE, '-p0'], 'wasm-serve: --isolate: expected require-corp, credentialless, document, document-credentialless or report, got "credentialles" (did you mean credentialless?) (see wasm-serve --help)\n'],
     [['--bogus', SITE, '-p0'], 'wasm-serve: unknown flag --bogus (see wasm-serve --help)\n'],
     [['--isolat', SITE, '-p0'], 'wasm-serve: unknown flag --isolat (did you mean --isolate?) (see wasm-serve --help)\n'],
     [['compres', SITE], 'wasm-serve: unknown command "compres" (did you mean compress?) (see wasm-serve --help)\n'],

@@ -62,11 +62,16 @@ export async function startPlugin (t: Teardown, options: WasmServePluginOptions,
   return listen(t, app, logs)
 }
 
-/** The server the CLI runs, logging at warn; with `tls`, HTTP/2 over TLS with HTTP/1.1 fallback. */
-export async function startCliApp (t: Teardown, options: WasmServeOptions & { root: string }, tls?: TlsMaterial): Promise<Running> {
+/**
+ * The server the CLI runs, logging at warn; with `tls`, HTTP/2 over TLS with HTTP/1.1 fallback.
+ * `fastPath: false` sends every request through Fastify (the CLI answers files in memory before it);
+ * `before` runs before it listens (a test's own hooks).
+ */
+export async function startCliApp (t: Teardown, options: WasmServeOptions & { root: string }, tls?: TlsMaterial, server: { fastPath?: boolean, before?: (app: FastifyInstance) => unknown } = {}): Promise<Running> {
   const logs: Array<Record<string, unknown>> = []
   const resolved = resolveOptions({ logLevel: 'warn', ...options })
-  const app = await createServer({ options: { ...resolved, root: options.root }, logStream: logStreamInto(logs), tls })
+  const app = await createServer({ options: { ...resolved, root: options.root }, logStream: logStreamInto(logs), tls, fastPath: server.fastPath })
+  await server.before?.(app)
   return listen(t, app, logs)
 }
 
