@@ -120,8 +120,9 @@ export function explain (v: Violation): { what: string, fix: string } | undefine
   if (v.type === 'coop') {
     if (v.kind.startsWith('navigation-') || v.kind.startsWith('access-')) {
       const access = v.property === undefined ? '' : ` (the page used window.${v.property})`
+      const enforced = v.disposition === 'enforce'
       return {
-        what: `Cross-Origin-Opener-Policy same-origin ${v.disposition === 'enforce' ? 'severed' : 'would sever'} the link between this page and the other window ${url}${access}: window.opener would be null and the popup's handle closed (OAuth and payment popups stop reporting back)`,
+        what: `Cross-Origin-Opener-Policy same-origin ${enforced ? 'severed' : 'would sever'} the link between this page and the other window ${url}${access}: window.opener ${enforced ? 'is' : 'would be'} null and the popup's handle closed (OAuth and payment popups stop reporting back)`,
         fix: 'use --isolate=document (Document-Isolation-Policy isolates the page without COOP, so popups keep their opener; Chromium 137+), or let the popup and the page talk through a server or BroadcastChannel on one origin',
       }
     }
@@ -186,7 +187,7 @@ export class ReportLog {
     const explained = explain(v)
     const fields = { report: v.type, kind: v.kind, blockedURL: v.blockedURL, destination: v.destination || undefined, documentURL: v.documentURL, property: v.property }
     if (explained === undefined) this.log.debug(fields, `report received (${v.type} ${v.kind}): nothing to fix`)
-    else this.log.warn({ ...fields, fix: explained.fix }, `${explained.what}; fix: ${explained.fix}`)
+    else this.log.warn({ ...fields, fix: explained.fix }, explained.what)
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import t from 'tap'
 import { request } from 'undici'
+import { startWarnings } from '../src/banner.js'
 import { RATE_BURST, RateLimit, REPORT_BODY_LIMIT, ReportLog, type Violation } from '../src/report-sink.js'
 import { get } from './helpers/http.js'
 import { startCliApp, startPlugin } from './helpers/server.js'
@@ -62,7 +63,8 @@ t.test('report sink: a batch is answered 204 and each violation logged once with
   })
   t.match(logged[0]!.msg, `cross-origin isolation would block the image ${IMAGE}`)
   t.match(logged[1], { report: 'coop', kind: 'navigation-from-response', blockedURL: 'https://login.example/oauth' })
-  t.match(logged[1]!.msg, /would sever .*https:\/\/login\.example\/oauth.*--isolate=document/)
+  t.match(logged[1]!.msg, /would sever .*https:\/\/login\.example\/oauth/)
+  t.match(logged[1]!.fix, /^use --isolate=document \(Document-Isolation-Policy/)
 
   t.equal((await post(`${server.url}${SINK}`, JSON.stringify([corp(IMAGE)]))).status, 204)
   t.equal(warnings(server.logs).length, 2, 'a violation already logged is not logged again')
@@ -169,4 +171,11 @@ t.test('under a prefix the sink is served under it, and Reporting-Endpoints name
   t.equal((await post(`${server.url}/static${SINK}`, JSON.stringify([corp(IMAGE)]))).status, 204)
   t.equal((await post(`${server.url}${SINK}`, '[]')).status, 404, 'not outside the prefix')
   t.match(warnings(server.logs), [{ blockedURL: IMAGE }])
+})
+
+t.test('the CLI warns that over http Chromium sends the report sink nothing', async t => {
+  const base = { label: 'dist', files: 3, hasIndex: true, listing: true, hasBrSiblings: false, network: [] }
+  t.match(startWarnings({ ...base, isolation: 'report', tls: false }), [/^--isolate=report: Chromium posts reports only from https:\/\/ pages/])
+  t.same(startWarnings({ ...base, isolation: 'report', tls: true }), [])
+  t.same(startWarnings({ ...base, isolation: 'require-corp', tls: false }), [])
 })
