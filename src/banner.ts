@@ -115,6 +115,9 @@ export function startWarnings (input: WarningInput): string[] {
   if (!input.tls && lost.length > 0 && input.network.length > 0) {
     out.push(`not a secure context for ${input.network[0]!}: ${lost.join(' and ')}; use --https`)
   }
+  // Chromium keeps a page's report endpoints only when the page and the endpoint are https
+  // (net/reporting/reporting_header_parser.cc), localhost included: over http the sink hears nothing.
+  if (input.isolation === 'report' && !input.tls) out.push('--isolate=report: Chromium posts reports only from https:// pages, so none reach the report sink over http (even on localhost); use --https, or serve behind HTTPS (DevTools\' Issues panel lists them meanwhile)')
   return out
 }
 

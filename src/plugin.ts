@@ -28,6 +28,7 @@ import { sendListing } from './listing.js'
 import { corsFor, preflight } from './cors.js'
 import { encodable, OnTheFly } from './onthefly.js'
 import { healthOf } from './health.js'
+import { reportSink, reportSinkNeeded } from './report-sink.js'
 import { OptionsError } from './options.js'
 import { budgetWithinMachine } from './size.js'
 import { RETRY_AFTER_S, Unavailable } from './transient.js'
@@ -124,6 +125,8 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
       sendError(reply, 405, { allow })
     })
   }
+  // D12: where browsers post what the report-only policies would block (report-sink.ts).
+  if (reportSinkNeeded(opts)) await fastify.register(reportSink, { prefix, methodNotAllowed: opts.methodNotAllowed })
   if (opts.healthz) {
     if (opts.healthzRequireFiles && catalog.size === 0) fastify.log.warn({ root }, 'the root has no file to serve: GET /healthz answers 503 until files appear (healthzRequireFiles)')
     fastify.get(`${prefix}/healthz`, async (_request, reply) => {
