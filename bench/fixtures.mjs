@@ -15,6 +15,7 @@
  *                     own), so a server must serve it as identity.
  *   sqlite3.wasm      ~850 KB, from @sqlite.org/sqlite-wasm, with .br (q11), .gz (-9), .zst (-19)
  *   ffmpeg-core.wasm  ~32 MB, from @ffmpeg/core, with .br and .gz (and .zst)
+ *   index.html        a 1.6 KB page that loads sqlite3.wasm: the page every visit revalidates
  *
  * .zst only where node:zlib can encode it (Node >= 22.15 / 23.8), with a window of at most 8 MB
  * (RFC 9659: browsers refuse larger ones) and the frame content size set (the server checks it
@@ -129,6 +130,22 @@ async function ensureTiny (log) {
   log(`fixtures: tiny.wasm ${TINY_WASM.length} B (valid module, no siblings)`)
 }
 
+/** A page of the size an app's index.html has: a head with metadata, a script that loads the module. */
+const PAGE = ['<!doctype html>', '<html lang="en">', '<head>', '<meta charset="utf-8">',
+  '<meta name="viewport" content="width=device-width, initial-scale=1">', '<title>wasm-serve benchmark page</title>',
+  ...Array.from({ length: 12 }, (_, i) => `<meta name="description-${i}" content="A line of page metadata as real pages carry, number ${i}.">`),
+  '<link rel="stylesheet" href="/app.css">', '</head>', '<body>', '<main id="app">Loading…</main>',
+  '<script type="module">', "const { instance } = await WebAssembly.instantiateStreaming(fetch('/sqlite3.wasm'), {})",
+  "document.getElementById('app').textContent = Object.keys(instance.exports).length + ' exports'", '</script>',
+  '</body>', '</html>', ''].join('\n')
+
+async function ensurePage (log) {
+  const path = join(FIXTURE_DIR, 'index.html')
+  if ((await readFile(path, 'utf8').catch(() => null)) === PAGE) return
+  await writeAtomic(path, Buffer.from(PAGE))
+  log(`fixtures: index.html ${Buffer.byteLength(PAGE)} B`)
+}
+
 /** Copy a source module in when missing, changed in size or older than its source. */
 async function ensureCopy (src, log) {
   const from = join(ROOT, src.from)
@@ -203,6 +220,7 @@ export async function ensureFixtures ({ log = console.log } = {}) {
   await mkdir(FIXTURE_DIR, { recursive: true })
   await removeOrphanTemps()
   await ensureTiny(log)
+  await ensurePage(log)
   for (const src of SOURCES) await ensureCopy(src, log)
   const jobs = await staleSiblings()
   if (jobs.length > 0 && !hasZstd) log(`fixtures: no .zst siblings (node:zlib has no zstd in Node ${process.versions.node})`)

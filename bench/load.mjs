@@ -83,3 +83,25 @@ export async function runLoad (options) {
   const r = await (WRK ? runWrk(options) : runAutocannon(options))
   return { ...r, rps: r.requests / r.seconds }
 }
+
+/**
+ * HTTP/2 load with h2load (nghttp2), pinned to CPU 1: `connections` TLS connections with `streams`
+ * concurrent streams each, for `seconds` after a warm-up of `warmup` seconds. Certificates are not
+ * checked (h2load never does).
+ */
+export async function runH2load ({ url, connections, streams, seconds, warmup = 1, headers }) {
+  const hs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`])
+  const { stdout } = await run('taskset', ['-c', '1', 'h2load', '-c', String(connections), '-m', String(streams), '-D', String(seconds), `--warm-up-time=${warmup}`, ...hs, url], { maxBuffer: 16 << 20 })
+  const finished = /finished in ([\d.]+)s, ([\d.]+) req\/s/.exec(stdout)
+  const requests = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(stdout)
+  const traffic = /traffic: .*?\((\d+)\) total/.exec(stdout)
+  if (!finished || !requests) throw new Error(`h2load gave no summary: ${stdout.slice(-500)}`)
+  const status2xx = /status codes: (\d+) 2xx/.exec(stdout)
+  return {
+    rps: Number(finished[2]),
+    seconds: Number(finished[1]),
+    requests: Number(requests[2]),
+    bytes: traffic ? Number(traffic[1]) : NaN,
+    errors: Number(requests[4]) + Number(requests[5]) + (status2xx ? Number(requests[2]) - Number(status2xx[1]) : 0),
+  }
+}

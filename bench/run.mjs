@@ -1,127 +1,213 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: br GET requests for a tiny (41 B), a mid (sqlite3.wasm, ~850 KB) and a big
- * (ffmpeg-core.wasm, ~32 MB) real wasm module against three servers, each a separate process pinned
- * to CPU 0 while the load generator (wrk, else autocannon) is pinned to CPU 1:
+ * `npm run bench`: every throughput figure the README gives, in one table, each as a ratio to a
+ * ceiling or a peer measured in the same run. Absolute numbers on a shared 2-core machine move by
+ * ±30 % between runs, so each ratio is the median of `--rounds` alternating runs: both servers are
+ * up (pinned to CPU 0; the one not under load sits idle), and the order flips every round (A B, B A,
+ * A B …), so drift in the machine's speed falls on both alike. The load generator runs on CPU 1:
+ * wrk for HTTP/1.1 (autocannon when wrk is missing), h2load for HTTP/2.
  *
- *   ceiling     bare Fastify route sending pre-read buffers with precomputed headers
- *   wasm-serve  the plugin from dist/ (`npm run build` first)
- *   static      @fastify/static with preCompressed: true (the baseline)
+ * Comparisons (subject vs reference):
+ *   cli          the CLI as shipped (`node dist/cli.js ROOT --quiet`) vs a bare node:http server
+ *                answering from memory with the same headers as flat arrays (target ≥ 0.9);
+ *   cli-policy   the same with --isolate --cors --preload (more headers per response) (≥ 0.9);
+ *   plugin       the plugin in a Fastify app vs a Fastify route answering from memory with the
+ *                same headers (≥ 0.85: an app's hooks still run for every request);
+ *   nginx        the CLI vs nginx (one worker, brotli_static, gzip_static, sendfile);
+ *   static       the CLI vs @fastify/static with preCompressed (the usual Fastify answer);
+ *   h2           HTTP/2 over TLS (h2load): the CLI vs nginx's http2, same certificate.
  *
- * Every server is checked first (200, the expected Content-Encoding, Content-Length and bytes);
- * a server that fails the check is not measured and the run exits 1. Results: markdown table on
- * stdout and in bench/results/latest.md.
+ * The ceilings send exactly what wasm-serve sent: bench/run.mjs captures the subject's response
+ * (headers and bytes) for each workload first and gives it to the ceiling. Every server is checked
+ * before it is measured (status, bytes); a failing one is not measured and the run exits 1.
+ * Results: a markdown table on stdout and in bench/results/latest.md.
  *
- * Options: --duration S (10) --warmup S (2) --rounds N (1, median of N) --only tiny,mid,big
- *          --servers ceiling,wasm-serve,static --memory (RSS of wasm-serve over a root larger
- *          than a 64MB memoryBudget, see bench/memory.mjs)
+ * Options: --duration S (5) --warmup S (2) --rounds N (3) --only cli,plugin,… --workloads tiny,html,…
+ *          --memory (RSS of wasm-serve over a root larger than a 64MB memoryBudget, bench/memory.mjs)
  */
-import { existsSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { cpus, loadavg } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { Agent, request } from 'undici'
 import { ensureFixtures, FIXTURE_DIR } from './fixtures.mjs'
-import { loadTool, runLoad } from './load.mjs'
-import { machineBusySeconds, startServer, verify } from './harness.mjs'
+import { loadTool, runH2load, runLoad } from './load.mjs'
+import { machineBusySeconds, startServer } from './harness.mjs'
+import { benchCertificate, noH2load, noNginx, startNginx } from './peers.mjs'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const BR = { 'accept-encoding': 'br' }
 
-const FILES = [
-  { key: 'tiny', name: 'tiny.wasm', connections: 50 },
-  { key: 'mid', name: 'sqlite3.wasm', connections: 20 },
-  { key: 'big', name: 'ffmpeg-core.wasm', connections: 4 },
+/** What is requested: one path, its request headers, and the connections (streams for HTTP/2) it is loaded with. */
+const WORKLOADS = {
+  tiny: { path: '/tiny.wasm', headers: BR, connections: 50, label: 'tiny.wasm, 41 B (identity: too small to encode)' },
+  mid: { path: '/sqlite3.wasm', headers: BR, connections: 20, label: 'sqlite3.wasm, 339,551 B br' },
+  big: { path: '/ffmpeg-core.wasm', headers: BR, connections: 4, label: 'ffmpeg-core.wasm, 8,367,469 B br' },
+  html: { path: '/index.html', headers: {}, connections: 50, label: 'index.html, 1,613 B, no Accept-Encoding' },
+}
+
+const CLI = { kind: 'cli', label: 'CLI' }
+const COMPARISONS = [
+  { key: 'cli', subject: CLI, reference: { kind: 'raw', label: 'node:http', capture: true }, workloads: ['tiny', 'mid', 'big', 'html'], target: 0.9 },
+  { key: 'cli-policy', subject: { kind: 'cli', label: 'CLI --isolate --cors --preload', cliArgs: ['--isolate', '--cors', '--preload', '/sqlite3.wasm'] }, reference: { kind: 'raw', label: 'node:http, same headers', capture: true }, workloads: ['tiny', 'html'], target: 0.9 },
+  { key: 'plugin', subject: { kind: 'wasm-serve', label: 'plugin' }, reference: { kind: 'ceiling', label: 'Fastify route', capture: true }, workloads: ['tiny', 'mid', 'big'], target: 0.85 },
+  { key: 'nginx', subject: CLI, reference: { kind: 'nginx', label: 'nginx, 1 worker' }, workloads: ['tiny', 'mid', 'big', 'html'] },
+  { key: 'static', subject: CLI, reference: { kind: 'static', label: '@fastify/static' }, workloads: ['tiny', 'mid', 'big'] },
+  { key: 'h2', protocol: 'h2', subject: { kind: 'cli', label: 'CLI, HTTP/2', tls: true }, reference: { kind: 'nginx', label: 'nginx http2, 1 worker', tls: true }, workloads: ['tiny', 'mid'] },
 ]
-const SERVERS = ['ceiling', 'wasm-serve', 'static']
-/** The throughput target (docs/benchmarks.md): share of the ceiling's req/s wasm-serve must reach. */
-const TARGET = { tiny: 0.8, mid: 0.85, big: 0.85 }
 
 const { values: opts } = parseArgs({
   options: {
-    duration: { type: 'string', default: '10' },
+    duration: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '2' },
-    rounds: { type: 'string', default: '1' },
-    only: { type: 'string', default: FILES.map(f => f.key).join(',') },
-    'no-on-the-fly': { type: 'boolean', default: false },
-    servers: { type: 'string', default: SERVERS.join(',') },
+    rounds: { type: 'string', default: '3' },
+    only: { type: 'string', default: COMPARISONS.map(c => c.key).join(',') },
+    workloads: { type: 'string', default: Object.keys(WORKLOADS).join(',') },
     memory: { type: 'boolean', default: false },
   },
 })
 
 const fmt = (n, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const pct = (x) => `${fmt(100 * x)} %`
+const insecure = new Agent({ connect: { rejectUnauthorized: false }, allowH2: false })
 
-/** The representation a br request must get: the .br sibling if the fixture has one, else identity. */
-function expectation (manifest, name) {
-  const byName = new Map(manifest.files.map(f => [f.name, f]))
-  const br = byName.get(`${name}.br`)
-  const file = br ?? byName.get(name)
-  if (!file) throw new Error(`fixture ${name} missing from manifest.json`)
-  return { encoding: br ? 'br' : undefined, size: file.size, sha256: file.sha256 }
+/** Headers a ceiling must not copy: per response, or per connection. */
+const NOT_COPIED = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding'])
+
+/** GET one workload from a running server: status, headers, body. */
+async function fetchOnce (base, workload) {
+  const res = await request(base + workload.path, { headers: workload.headers, dispatcher: insecure })
+  const body = Buffer.from(await res.body.arrayBuffer())
+  return { status: res.statusCode, headers: res.headers, body }
 }
 
-/** Start one server, check it, warm it up, measure it, stop it. */
-async function measureCell (file, kind, expected) {
-  const server = await startServer(kind, FIXTURE_DIR)
-  if (server.notBuilt) return { kind, note: 'not built (run `npm run build`)' }
+const sha = (buf) => createHash('sha256').update(buf).digest('hex')
+
+/** The fixture bytes a response must carry: the sibling it names by its Content-Encoding, else the file. */
+function expectedBytes (manifest, workload, encoding) {
+  const name = workload.path.slice(1) + ({ br: '.br', gzip: '.gz', zstd: '.zst' }[encoding] ?? '')
+  const file = manifest.files.find(f => f.name === name)
+  if (!file) throw new Error(`${name} is not a fixture (manifest.json)`)
+  return file
+}
+
+/** Throws unless the server answers the workload with 200 and the fixture's exact bytes. */
+async function check (base, workload, manifest) {
+  const got = await fetchOnce(base, workload)
+  const file = expectedBytes(manifest, workload, got.headers['content-encoding'])
+  if (got.status !== 200) throw new Error(`${workload.path}: status ${got.status}`)
+  if (got.body.length !== file.size || sha(got.body) !== file.sha256) throw new Error(`${workload.path}: ${got.body.length} B that are not ${file.name} (${file.size} B)`)
+  return { ...got, size: file.size }
+}
+
+/** Starts one side of a comparison on CPU 0; `routes` are the captured answers a ceiling sends. */
+async function start (side, routes) {
+  if (side.kind === 'nginx') {
+    const nginx = await startNginx(FIXTURE_DIR)
+    return { base: side.tls ? `https://127.0.0.1:${nginx.tlsPort}` : `http://127.0.0.1:${nginx.port}`, pid: nginx.pid, stop: nginx.stop }
+  }
+  const tls = side.tls ? benchCertificate() : undefined
+  const cliArgs = [...(side.cliArgs ?? []), ...(tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : [])]
+  const server = await startServer(side.kind, FIXTURE_DIR, routes ? { routes } : undefined, { cliArgs })
+  if (server.notBuilt) throw new Error('not built (run `npm run build`)')
+  return { base: `${tls ? 'https' : 'http'}://127.0.0.1:${server.port}`, pid: server.pid, stop: server.stop, cpuSeconds: server.cpuSeconds }
+}
+
+/** The subject's answer to each workload, written where a ceiling reads it: { path: { body, headers } }. */
+async function capture (base, workloads, manifest, dir) {
+  const routes = {}
+  for (const key of workloads) {
+    const got = await check(base, WORKLOADS[key], manifest)
+    const body = join(dir, `${key}.body`)
+    writeFileSync(body, got.body)
+    routes[WORKLOADS[key].path] = { body, headers: Object.entries(got.headers).filter(([name]) => !NOT_COPIED.has(name)).flatMap(([name, value]) => [name, String(value)]) }
+  }
+  return routes
+}
+
+/** One measurement: `seconds` of load on one server; rps, after checking nothing failed. */
+async function measure (comparison, server, workload, seconds, size) {
+  const url = server.base + workload.path
+  const r = comparison.protocol === 'h2'
+    ? await runH2load({ url, connections: 4, streams: Math.max(1, Math.round(workload.connections / 4)), seconds, warmup: 0, headers: workload.headers })
+    : await runLoad({ url, connections: workload.connections, seconds, headers: workload.headers })
+  if (r.errors > 0) throw new Error(`${r.errors} failed or non-2xx responses under load`)
+  if (comparison.protocol !== 'h2' && r.bytes / r.requests < size) throw new Error(`only ${fmt(r.bytes / r.requests)} B per response under load`)
+  return r.rps
+}
+
+/** One comparison on one workload: both servers up, warmed, then alternating rounds. */
+async function compareOn (comparison, key, manifest, scratch) {
+  const workload = WORKLOADS[key]
+  const subject = await start(comparison.subject)
+  let reference
   try {
-    const url = `http://127.0.0.1:${server.port}/${file.name}`
-    await verify(url, expected)
-    const load = { url, connections: file.connections, headers: { 'accept-encoding': 'br' } }
-    await runLoad({ ...load, seconds: Number(opts.warmup) })
-    const runs = []
+    const routes = comparison.reference.capture ? await capture(subject.base, [key], manifest, scratch) : undefined
+    reference = await start(comparison.reference, routes)
+    const { size } = await check(subject.base, workload, manifest)
+    await check(reference.base, workload, manifest)
+    const sides = [subject, reference]
+    for (const side of sides) await measure(comparison, side, workload, Number(opts.warmup), size)
+    const rounds = []
+    const busy0 = machineBusySeconds()
+    const started = performance.now()
     for (let i = 0; i < Number(opts.rounds); i++) {
-      const [cpu0, busy0] = [server.cpuSeconds(), machineBusySeconds()]
-      const r = await runLoad({ ...load, seconds: Number(opts.duration) })
-      const cpu = server.cpuSeconds() - cpu0
-      r.cpu = cpu / r.seconds
-      r.others = (machineBusySeconds() - busy0 - cpu - r.cpuSeconds) / r.seconds
-      if (r.errors > 0) throw new Error(`${r.errors} failed or non-2xx responses under load`)
-      if (r.bytes / r.requests < expected.size) throw new Error(`only ${fmt(r.bytes / r.requests)} B per response under load`)
-      runs.push(r)
+      const order = i % 2 === 0 ? sides : [...sides].reverse()
+      const rps = new Map()
+      for (const side of order) rps.set(side, await measure(comparison, side, workload, Number(opts.duration), size))
+      rounds.push({ subject: rps.get(subject), reference: rps.get(reference), ratio: rps.get(subject) / rps.get(reference) })
     }
-    const r = runs.find(x => x.rps === median(runs.map(y => y.rps)))
-    return { kind, rps: r.rps, mbps: r.bytes / r.seconds / 1e6, cpu: r.cpu, others: r.others, rssKiB: server.peakRssKiB() }
-  } catch (err) {
-    console.error(`\n*** ${kind} on ${file.name}: ${err.message}\n`)
-    return { kind, note: `FAILED: ${err.message}`, failed: true }
+    // Two cores: the server's and the load generator's. Anything above that is other work.
+    const others = (machineBusySeconds() - busy0) / ((performance.now() - started) / 1000) - 2
+    return { rounds, others }
   } finally {
-    await server.stop()
+    await reference?.stop()
+    await subject.stop()
   }
 }
 
 function table (rows) {
   const out = [
-    '| file | server | req/s | MB/s | vs ceiling | server CPU | others\' CPU | peak RSS |',
-    '|---|---|--:|--:|--:|--:|--:|--:|',
+    '| comparison | workload | subject req/s | reference req/s | ratio (median) | ratios per round | target |',
+    '|---|---|--:|--:|--:|--:|:-:|',
   ]
   for (const row of rows) {
-    const label = `${row.file.key} (${row.file.name}, ${fmt(row.expected.size)} B${row.expected.encoding ? ' br' : ' identity'})`
-    if (row.note) {
-      out.push(`| ${label} | ${row.kind} | ${row.kind}: ${row.note} | | | | | |`)
+    const { comparison: c, workload } = row
+    const name = `${c.subject.label} vs ${c.reference.label}`
+    if (row.failed) {
+      out.push(`| ${name} | ${workload.label} | FAILED: ${row.failed} | | | | |`)
       continue
     }
-    const ceiling = rows.find(r => r.file === row.file && r.kind === 'ceiling' && r.rps)
-    let ratio = ceiling ? `${fmt(100 * row.rps / ceiling.rps)} %` : ''
-    if (ceiling && row.kind === 'wasm-serve') ratio += row.rps / ceiling.rps >= TARGET[row.file.key] ? ' ✓' : ` ✗ (target ${TARGET[row.file.key] * 100} %)`
-    out.push(`| ${label} | ${row.kind} | ${fmt(row.rps)} | ${fmt(row.mbps, 1)} | ${ratio} | ${fmt(100 * row.cpu)} % | ${Number.isNaN(row.others) ? '?' : `${fmt(100 * Math.max(0, row.others))} %`} | ${fmt(row.rssKiB / 1024)} MB |`)
+    const ratio = median(row.rounds.map(r => r.ratio))
+    const target = c.target === undefined ? '' : ratio >= c.target ? `≥ ${pct(c.target)} ✓` : `≥ ${pct(c.target)} ✗`
+    out.push(`| ${name} | ${workload.label} | ${fmt(median(row.rounds.map(r => r.subject)))} | ${fmt(median(row.rounds.map(r => r.reference)))} | **${pct(ratio)}** | ${row.rounds.map(r => pct(r.ratio)).join(', ')} | ${target} |`)
   }
   return out.join('\n')
 }
 
-function conditions (started, load0) {
+function conditions (started, load0, busiest) {
   const cpu = cpus()
   return [
-    `Machine: ${cpu.length} × ${cpu[0]?.model.trim()}, Node ${process.versions.node}, ${loadTool()}.`,
-    'Servers pinned to CPU 0 (taskset -c 0), load generator to CPU 1; 127.0.0.1; `Accept-Encoding: br`;',
-    `${opts.warmup} s warm-up then ${opts.duration} s${Number(opts.rounds) > 1 ? ` × ${opts.rounds} (median)` : ''} per cell;`,
-    `connections: ${FILES.map(f => `${f.key} ${f.connections}`).join(', ')}. MB/s = 10⁶ bytes/s on the wire (headers + body).`,
-    'server CPU = the server\'s user+sys time / wall time (100 % = its core saturated); others\' CPU = what',
-    'everything else (other processes, kernel) used of the 2 cores meanwhile: above a few % the numbers are noisy.',
+    `Machine: ${cpu.length} × ${cpu[0]?.model.trim()}, Node ${process.versions.node}, ${loadTool()}${noH2load() ? '' : ', h2load'}.`,
+    'Servers pinned to CPU 0 (taskset -c 0), load generator to CPU 1; 127.0.0.1. The CLI runs as shipped',
+    '(`node dist/cli.js fixtures --quiet`); the plugin and the Fastify route in a Fastify app without a logger.',
+    `${opts.warmup} s warm-up per server, then ${opts.rounds} rounds of ${opts.duration} s per server, alternating which goes first;`,
+    `the ratio is the median of the rounds' ratios. Connections: ${Object.entries(WORKLOADS).map(([k, w]) => `${k} ${w.connections}`).join(', ')}`,
+    '(HTTP/2: 4 connections with a quarter as many streams each).',
+    `Other work on the machine during a cell: up to ${fmt(100 * busiest)} % of a core${busiest > 0.2 ? ' — **not reliable; rerun on an idle machine**' : ''}.`,
     `Load average before/after: ${load0.map(n => n.toFixed(2)).join(' ')} / ${loadavg().map(n => n.toFixed(2)).join(' ')}.`,
     `Run ${started.toISOString()}, command: \`node bench/run.mjs${process.argv.slice(2).map(a => ` ${a}`).join('')}\`.`,
   ].join('\n')
+}
+
+/** Why a comparison cannot run on this machine, or undefined. */
+function unavailable (comparison) {
+  if (comparison.reference.kind === 'nginx') return noNginx() ?? (comparison.protocol === 'h2' ? noH2load() : undefined)
+  return undefined
 }
 
 async function main () {
@@ -131,25 +217,32 @@ async function main () {
     process.exitCode = await runMemory()
     return
   }
+  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) throw new Error('not built: dist/cli.js is missing (`npm run build`)')
   const started = new Date()
   const load0 = loadavg()
   const manifest = JSON.parse(await readFile(join(FIXTURE_DIR, 'manifest.json'), 'utf8'))
-  if (!existsSync(join(ROOT, 'dist', 'plugin.js'))) console.error('wasm-serve: not built (dist/plugin.js missing; `npm run build`)')
-  const files = FILES.filter(f => opts.only.split(',').includes(f.key))
-  const kinds = SERVERS.filter(k => opts.servers.split(',').includes(k))
+  const scratch = mkdtempSync(join(tmpdir(), 'wasm-serve-bench-'))
+  process.once('exit', () => rmSync(scratch, { recursive: true, force: true }))
   const rows = []
-  for (const file of files) {
-    const expected = expectation(manifest, file.name)
-    for (const kind of kinds) {
-      process.stderr.write(`bench: ${file.key} / ${kind} … `)
-      const row = { file, expected, ...await measureCell(file, kind, expected) }
-      process.stderr.write(row.note ? `${row.note}\n` : `${fmt(row.rps)} req/s\n`)
-      rows.push(row)
+  const skipped = []
+  for (const comparison of COMPARISONS.filter(c => opts.only.split(',').includes(c.key))) {
+    const why = unavailable(comparison)
+    if (why) { skipped.push(`${comparison.key}: ${why}`); continue }
+    for (const key of comparison.workloads.filter(k => opts.workloads.split(',').includes(k))) {
+      process.stderr.write(`bench: ${comparison.subject.label} vs ${comparison.reference.label}, ${key} … `)
+      try {
+        const result = await compareOn(comparison, key, manifest, scratch)
+        rows.push({ comparison, workload: WORKLOADS[key], ...result })
+        process.stderr.write(`${result.rounds.map(r => pct(r.ratio)).join(', ')}\n`)
+      } catch (err) {
+        rows.push({ comparison, workload: WORKLOADS[key], failed: err.message })
+        process.stderr.write(`FAILED: ${err.message}\n`)
+      }
     }
   }
   const busiest = Math.max(0, ...rows.map(r => r.others).filter(Number.isFinite))
-  const warning = busiest > 0.2 ? `\n\n**Not reliable:** other work used up to ${fmt(100 * busiest)} % CPU during a cell; rerun on an idle machine.` : ''
-  const report = `${table(rows)}${warning}\n\n${conditions(started, load0)}\n`
+  const notes = skipped.length > 0 ? `\n\nNot measured here: ${skipped.join('; ')}.` : ''
+  const report = `${table(rows)}${notes}\n\n${conditions(started, load0, busiest)}\n`
   console.log(`\n${report}`)
   await mkdir(join(ROOT, 'bench', 'results'), { recursive: true })
   await writeFile(join(ROOT, 'bench', 'results', 'latest.md'), `# wasm-serve benchmark\n\n${report}`)

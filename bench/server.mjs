@@ -2,18 +2,25 @@
 /**
  * One benchmark server, started by bench/run.mjs as its own process (pinned to a core with taskset).
  *
- *   node bench/server.mjs <ceiling|wasm-serve|static> <root> [jsonOptions]
+ *   node bench/server.mjs <raw|ceiling|wasm-serve|static> <root> [jsonOptions]
  *
  * Listens on 127.0.0.1 port 0 and prints `PORT <n>` on stdout once ready; exits 3 with
  * `NOT_BUILT` when dist/plugin.js does not exist yet.
  *
+ *   raw         node:http alone answering from memory: `res.writeHead(200, flatHeaderArray)` and
+ *               `res.end(buffer)`, nothing else per request: the limit of one Node process.
  *   ceiling     a bare Fastify 5 route per file answering from buffers read at start-up, headers
  *               precomputed: what any Fastify-based server could reach at best.
+ *
+ * Both ceilings take `{ "routes": { "/path": { "body": FILE, "headers": [name, value, …] } } }`:
+ * the exact header set and bytes wasm-serve sent for that request (bench/run.mjs captures them), so
+ * a ratio compares the same response. Without routes, the ceiling serves every .wasm in the root.
  *   wasm-serve  the plugin from dist/, `{ root, ...jsonOptions }`.
  *   static      @fastify/static with preCompressed: true (streams from disk): the baseline.
  */
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { readdir, readFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -41,7 +48,20 @@ async function ceilingEntry (name) {
   return { body, headers }
 }
 
+/** The captured routes, bodies read once: [path, body, flat headers]. */
+async function capturedRoutes () {
+  return Promise.all(Object.entries(extra.routes).map(async ([path, r]) => [path, await readFile(r.body), r.headers]))
+}
+
 async function ceiling (app) {
+  if (extra.routes) {
+    for (const [path, body, flat] of await capturedRoutes()) {
+      const headers = {}
+      for (let i = 0; i < flat.length; i += 2) headers[flat[i]] = flat[i + 1]
+      app.get(path, (request, reply) => { reply.headers(headers).send(body) })
+    }
+    return
+  }
   const names = (await readdir(root)).filter(n => n.endsWith('.wasm'))
   for (const name of names) {
     const { body, headers } = await ceilingEntry(name)
@@ -66,7 +86,29 @@ async function fastifyStatic (app) {
 
 const SETUP = { ceiling, 'wasm-serve': wasmServe, static: fastifyStatic }
 
+/** node:http with nothing between the request event and the precomputed answer. */
+async function raw () {
+  const routes = new Map((await capturedRoutes()).map(([path, body, headers]) => [path, { body, headers }]))
+  const server = createServer((req, res) => {
+    const route = routes.get(req.url)
+    if (route === undefined) {
+      res.writeHead(404, ['content-length', '0'])
+      res.end()
+      return
+    }
+    res.writeHead(200, route.headers)
+    res.end(req.method === 'HEAD' ? undefined : route.body)
+  })
+  server.keepAliveTimeout = 72_000
+  await new Promise(resolve => server.listen(0, '127.0.0.1', resolve))
+  console.log(`PORT ${server.address().port}`)
+  const stop = () => server.close(() => process.exit(0))
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}
+
 async function main () {
+  if (kind === 'raw') return raw()
   const setup = SETUP[kind]
   if (!setup || !root) throw new Error(`usage: server.mjs <${Object.keys(SETUP).join('|')}> <root> [jsonOptions]`)
   const app = Fastify({ logger: false })
