@@ -31,7 +31,7 @@ export const HELP = `Usage: wasm-serve explain <path> [dir] [--json] [serving op
 Prints each header wasm-serve would send for <path> (a URL path like /assets/app.wasm, or a path
 relative to dir) and the rule that gave it: D1 type, D3 siblings, D5 lengths, D6 validators, D7 Vary,
 D10 cache policy (route, --no-cache, --immutable, hashed name, or the no-cache default), D11 preload,
-D12 isolation, D13 CORS, route headers. dir defaults to the current directory. Takes the same
+D12 isolation, D13 CORS, D19 security headers, route headers. dir defaults to the current directory. Takes the same
 --config, flags and WASM_SERVE_* environment as serving.
 
 Exit codes: 0 the path is served; 1 it is not (the reason is printed); 2 a usage, option or directory error.

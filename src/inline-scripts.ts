@@ -5,7 +5,7 @@
  * `'sha256-…'` source for each lets exactly those scripts run, without `'unsafe-inline'`.
  *
  * No HTML tokenizer is a dependency, so this is a scanner of the few tokenizer states that decide
- * where a script's text begins and ends (whatwg HTML §13.2.5): comments, tags with quoted attribute
+ * where a script's text begins and ends (whatwg HTML §13.2.5, Tokenization): comments, tags with quoted attribute
  * values, and script data up to `</script`. Limits, documented in docs/delivery.md: the document is
  * read as UTF-8; a `<script>` inside an HTML comment's escape (`<!-- <script>` within a script) or in
  * SVG is not told apart; a hash too many (a `<script>` written inside `<textarea>`) only allows a
@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto'
 
-/** Where script data ends: `</script` followed by whitespace, `/` or `>` (§13.2.5.6, "script data end tag name state"). */
+/** Where script data ends: `</script` followed by whitespace, `/` or `>` (HTML's "script data end tag name state"). */
 const SCRIPT_END = /<\/script[\t\n\f />]/i
 
 /** The text of each inline (no `src`), non-empty script in `html`, in document order. */
@@ -39,7 +39,7 @@ export function inlineScripts (html: string): string[] {
   }
 }
 
-/** After `<!--`: past `-->` or `--!>`; `<!-->` and `<!--->` end at once (abrupt closing, §13.2.5.43). */
+/** After `<!--`: past `-->` or `--!>`; `<!-->` and `<!--->` end at once (HTML's abrupt-closing-of-empty-comment). */
 function commentEnd (text: string, from: number): number {
   if (text.startsWith('>', from)) return from + 1
   if (text.startsWith('->', from)) return from + 2
@@ -62,7 +62,7 @@ function tagEnd (text: string, from: number): { end: number, hasSrc: boolean } {
   return { end: Math.min(i + 1, text.length), hasSrc }
 }
 
-/** `'sha256-…'` sources for the inline scripts of an HTML document's bytes (CSP3 §8.4: base64 of the digest of the UTF-8 text). */
+/** `'sha256-…'` sources for the inline scripts of an HTML document's bytes (CSP3 "Does element match source list": base64 of the digest of the UTF-8 text). */
 export function scriptHashes (html: Buffer): string[] {
   const hashes = inlineScripts(html.toString('utf8')).map(script => `'sha256-${createHash('sha256').update(script, 'utf8').digest('base64')}'`)
   return [...new Set(hashes)]

@@ -2,7 +2,7 @@
  * The security preset (D19 in docs/delivery.md), `security: true` or CLI `--secure`: the headers a
  * security scanner asks for, chosen so that a WebAssembly site keeps working under them. A strict
  * Content-Security-Policy blocks `WebAssembly.compile` and `instantiateStreaming` unless script-src
- * has `'wasm-unsafe-eval'` (CSP3 §6.7.2.3; Chromium 97+, Firefox 102+, Safari 16+), an error people
+ * has `'wasm-unsafe-eval'` (CSP3, "EnsureCSPDoesNotBlockWasmEval"; Chromium 97+, Firefox 102+, Safari 16+), an error people
  * lose hours to; this one has it. Static headers join each file's policy (policy.ts); only
  * Strict-Transport-Security depends on the request, and is sent over HTTPS only (RFC 6797 §7.2).
  */
@@ -94,7 +94,7 @@ export function securityHeaders (settings: SecuritySettings, opts: ResolvedOptio
 
 /**
  * The policy with the inline scripts' hashes added to its script-src. Not where script-src allows
- * `'unsafe-inline'` (a hash source turns that off, CSP3 §6.7.3.2, and would block the inline event
+ * `'unsafe-inline'` (a hash source turns that off, CSP3 "Does a source list allow all inline behavior", and would block the inline event
  * handlers it was there for) or is `'none'`, nor to a policy without script-src.
  */
 export function withHashes (policy: string, hashes: string[]): string {
