@@ -3,6 +3,7 @@
  * docs/delivery.md) in, fully built assets out. Plain functions; the catalog decides when to call
  * them and swaps their result in.
  */
+import { readFile } from 'node:fs/promises'
 import { contentTypeFor, originalName } from './content-type.js'
 import { decodesToSize, isCompressible, recordedDecodedSize } from './codecs.js'
 import { ENCODINGS, type EncodingToken } from './encodings.js'
@@ -11,18 +12,22 @@ import { loadFile } from './load.js'
 import { isTransient } from './transient.js'
 import { sniffUnityWebFile, unityWebInner } from './unityweb.js'
 import type { Asset, FilePolicy, Loaded } from './types.js'
+import type { PolicyOf } from './policy.js'
 import type { FileFacts, RootDir, WarnOnce } from './walk.js'
 
 export interface IndexContext {
   root: RootDir
   precompressed: readonly EncodingToken[]
-  policy: (path: string, type: string, size?: number) => FilePolicy
+  policy: PolicyOf
   /** Whether a file without siblings may still get encodings (on the fly): then it Varies (D7). */
   encodable: (path: string, size: number) => boolean
   /** Whether a file's bytes are held in memory (the memory budget). */
   inMemory: (rel: string, size: number) => boolean
   warn: WarnOnce
 }
+
+/** The largest HTML page read again for its policy when its bytes are not held in memory. */
+const MAX_PAGE_READ = 4 * 1024 * 1024
 
 /** Siblings may be a little older than their original after a copy or checkout (D3). */
 const MTIME_TOLERANCE_MS = 2000
@@ -70,7 +75,9 @@ async function originalAsset (ctx: IndexContext, group: Group): Promise<Asset> {
   }
   const identity = await load(original, 'identity')
   const type = contentTypeFor(original.rel)
-  const policy = ctx.policy(original.rel, type, identity.size)
+  // A page's bytes give its CSP the hashes of its inline scripts (D19): read again when not held.
+  const page = identity.body === null && type.startsWith('text/html') && identity.size <= MAX_PAGE_READ ? await readFile(original.abs).catch(() => null) : identity.body
+  const policy = ctx.policy(original.rel, type, identity.size, page)
   // A module that may be sent as a delta (D18) varies on Accept-Encoding too, siblings or not.
   const vary = encoded.length > 0 || ctx.encodable(original.rel, identity.size) || policy.headers['use-as-dictionary'] !== undefined
   return buildAsset({ path: original.rel, type, encoded, identity, vary, lastModifiedMs: original.stats.mtimeMs, decodedSize: identity.size, policy, order: ctx.precompressed })

@@ -14,7 +14,8 @@ import { indexGroup, withEncodings, type IndexContext } from './assets.js'
 import { Freshness } from './freshness.js'
 import { MAX_IN_MEMORY } from './load.js'
 import { isTransient, transientLog, Unavailable } from './transient.js'
-import type { Asset, FilePolicy, Loaded, Logger } from './types.js'
+import type { PolicyOf } from './policy.js'
+import type { Asset, Loaded, Logger } from './types.js'
 import { RootDir, type FileFacts, type WarnOnce } from './walk.js'
 
 export interface CatalogOptions {
@@ -22,7 +23,7 @@ export interface CatalogOptions {
   memoryBudget: number
   precompressed: readonly EncodingToken[]
   dotfiles: 'deny' | 'allow'
-  policy: (path: string, type: string, size?: number) => FilePolicy
+  policy: PolicyOf
   log: Logger
   watch: boolean
   /** Whether a file without siblings may still get encodings (on the fly): then it Varies (D7). */

@@ -22,6 +22,8 @@ const origins = (v: string) => v === '*' ? { origin: '*' } : { origin: v.split('
 const constants = (key: string): string[] => ((OptionsSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }> }>)[key]?.anyOf ?? [])
   .flatMap(s => typeof s.const === 'string' ? [s.const] : [])
 const ISOLATION = constants('crossOriginIsolation')
+/** --secure's values: the preset, or its CSP in report-only mode. */
+const SECURE_MODES = ['on', 'report-only']
 
 export const FLAGS: Flag[] = [
   { name: 'port', short: 'p', key: 'port', arg: 'N', doc: 'port to listen on (env PORT; default 8080, or the next free one; 0 = any free port)', toOption: toNumber },
@@ -30,6 +32,7 @@ export const FLAGS: Flag[] = [
   { name: 'isolate', key: 'crossOriginIsolation', arg: 'MODE', bare: 'require-corp', choices: ISOLATION, takes: w => ISOLATION.includes(w), takesDoc: oneOf(ISOLATION), doc: 'cross-origin isolation for wasm threads; MODE require-corp (alone) or credentialless (COOP + COEP), document or document-credentialless (Document-Isolation-Policy, Chromium 137+), report (report-only: log what would break)' },
   // An origin starts with its scheme; a directory named like one would be an odd choice.
   { name: 'cors', key: 'cors', arg: 'ORIGIN', bare: '*', takes: w => w === '*' || /^https?:\/\//i.test(w), takesDoc: '* or an http(s):// origin', doc: 'CORS for every origin (alone), or for ORIGIN: https://a.example,https://b.example', toOption: origins },
+  { name: 'secure', key: 'security', arg: 'MODE', bare: 'on', choices: SECURE_MODES, takes: w => SECURE_MODES.includes(w), takesDoc: oneOf(SECURE_MODES), doc: 'security headers: nosniff, Referrer-Policy, CORP, HSTS over HTTPS, and a CSP that lets wasm compile on HTML; MODE on (alone) or report-only (CSP reported, not enforced)', toOption: v => v === 'report-only' ? { reportOnly: true } : true },
   { name: 'spa', key: 'spa', arg: 'PAGE', bare: 'index.html', takes: w => /\.html?$/i.test(w), takesDoc: 'a page ending in .html or .htm', doc: 'single-page app: unknown extension-less paths get PAGE (alone: index.html)' },
   { name: 'early-hints', key: 'earlyHints', doc: 'send preload links first as 103 Early Hints' },
   { name: 'preload', key: 'preload', arg: 'URL', multiple: true, doc: 'add Link: rel=preload for URL to HTML responses (repeatable)' },

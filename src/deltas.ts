@@ -20,7 +20,8 @@ import { DictionaryIndex, MAX_DELTA_INPUT, type Dictionary } from './dictionary-
 import { sha256Async, tagOf } from './etag.js'
 import { representation } from './headers.js'
 import { acceptedCodings } from './negotiate.js'
-import type { Asset, FilePolicy, Logger } from './types.js'
+import type { PolicyOf } from './policy.js'
+import type { Asset, Logger } from './types.js'
 
 export interface DeltaOptions {
   catalog: Catalog
@@ -28,7 +29,7 @@ export interface DeltaOptions {
   dirs: readonly string[]
   /** URL prefix files are served under. */
   prefix: string
-  policy: (path: string, type: string, size?: number) => FilePolicy
+  policy: PolicyOf
   /** Bytes of deltas kept in memory. */
   maxBytes: number
   log: Logger

@@ -31,7 +31,7 @@ export const HELP = `Usage: wasm-serve explain <path> [dir] [--json] [serving op
 Prints each header wasm-serve would send for <path> (a URL path like /assets/app.wasm, or a path
 relative to dir) and the rule that gave it: D1 type, D3 siblings, D5 lengths, D6 validators, D7 Vary,
 D10 cache policy (route, --no-cache, --immutable, hashed name, or the no-cache default), D11 preload,
-D12 isolation, D13 CORS, route headers. dir defaults to the current directory. Takes the same
+D12 isolation, D13 CORS, D19 security headers, route headers. dir defaults to the current directory. Takes the same
 --config, flags and WASM_SERVE_* environment as serving.
 
 Exit codes: 0 the path is served; 1 it is not (the reason is printed); 2 a usage, option or directory error.
@@ -83,8 +83,8 @@ export async function explain (opts: ResolvedOptions & { root: string }, asked: 
     memoryBudget: 0,
     precompressed: opts.precompressed,
     dotfiles: opts.dotfiles,
-    policy: (path, type, size) => {
-      const { policy, rules } = explained(path, type, size)
+    policy: (path, type, size, body) => {
+      const { policy, rules } = explained(path, type, size, body)
       rulesByPath.set(path, rules)
       return policy
     },
@@ -173,6 +173,7 @@ function notesOf (asset: Asset, opts: ResolvedOptions, mayEncode: (path: string,
   if (siblings.length > 0) notes.push(`D3 siblings: ${siblings.map(r => `${r.coding} (${r.size} bytes)`).join(', ')}, best first; chosen by Accept-Encoding (D2)`)
   else if (mayEncode(asset.path, asset.identity.size)) notes.push(`D4 no siblings: encoded on the fly (${opts.precompressed.join(', ')}) and cached after the first request`)
   else notes.push('D3 no siblings: sent as stored')
+  for (const [name, value] of Object.entries(asset.policy.https ?? {})) notes.push(`D19 over HTTPS only (not to localhost or an IP address): ${name}: ${value}`)
   if (asset.isHtml && opts.earlyHints && asset.policy.links.length > 0) notes.push('D11 the Link header is sent first as 103 Early Hints (GET, HTTP/1.1 and later)')
   return notes
 }

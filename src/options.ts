@@ -28,15 +28,19 @@ interface Shorthands {
   crossOriginIsolation: Exclude<Full['crossOriginIsolation'], true>
   cors: Exclude<Full['cors'], true>
   spa: Exclude<Full['spa'], true>
+  /** The security preset as written (its defaults are filled where it is used: src/security.ts), or false. */
+  security: false | SecurityOptions
 }
+/** The security preset's settings as a user writes them (`security: { … }`). */
+export type SecurityOptions = Exclude<NonNullable<WasmServeOptions['security']>, boolean>
 /**
  * Options after defaults are applied, with `memoryBudget`, `compress.minSize` and
  * `compress.cacheMaxSize` in bytes and `true` shorthands expanded.
  */
 export type ResolvedOptions = Omit<Full, keyof Sizes | keyof Shorthands> & Sizes & Shorthands
 
-/** What `true` means for an option, as the bare flag (`--isolate`, `--cors`, `--spa`) means it. */
-const SHORTHANDS: Shorthands = { crossOriginIsolation: 'require-corp', cors: { origin: '*' }, spa: 'index.html' }
+/** What `true` means for an option, as the bare flag (`--isolate`, `--cors`, `--spa`, `--secure`) means it. */
+const SHORTHANDS: Shorthands = { crossOriginIsolation: 'require-corp', cors: { origin: '*' }, spa: 'index.html', security: {} }
 export type RouteOptions = Static<typeof Route>
 
 /**

@@ -26,6 +26,7 @@ import { registerFastPath } from './fast-path.js'
 import { sendError } from './http-errors.js'
 import { sendListing } from './listing.js'
 import { corsFor, preflight } from './cors.js'
+import { withHttpsOnly } from './security.js'
 import { encodable, OnTheFly } from './onthefly.js'
 import { healthOf } from './health.js'
 import { reportSink, reportSinkNeeded } from './report-sink.js'
@@ -292,7 +293,7 @@ function serve (input: HandleInput, asset: Asset): Promise<unknown> | undefined 
     // Fastify's writeEarlyHints promise resolves only when the response ends, so awaiting it would hang.
     void Promise.resolve(reply.writeEarlyHints({ link: asset.policy.links })).catch(() => {})
   }
-  return sendAsset({ request, reply, asset: input.deltas?.answerFor(request, asset) ?? asset, catalog, extra: corsFor(opts, request) })
+  return sendAsset({ request, reply, asset: input.deltas?.answerFor(request, asset) ?? asset, catalog, extra: withHttpsOnly(request, asset.policy, corsFor(opts, request)) })
 }
 
 /** A file, a directory's index.html, or a redirect that adds the directory's trailing slash. */

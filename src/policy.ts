@@ -8,6 +8,7 @@ import { originalName } from './content-type.js'
 import { matchPatternFor } from './dictionary.js'
 import type { Asset, FilePolicy, Logger } from './types.js'
 import { REPORT_GROUP, reportingEndpoints } from './reporting.js'
+import { HTTPS_ONLY, securityHeaders, securitySettings } from './security.js'
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable'
 export const REVALIDATE = 'no-cache'
@@ -144,20 +145,27 @@ export function cacheRules (opts: ResolvedOptions): (path: string) => CacheDecis
 export interface ExplainedPolicy { policy: FilePolicy, rules: Record<string, string> }
 
 /** Compiles the configured routes once; returns the per-file policy function. With `log`, each file's cache rule is logged at debug level. */
-export function compilePolicy (opts: ResolvedOptions, dictionaries: DictionaryPolicy = NO_DICTIONARIES, log?: Logger): (path: string, type: string, size?: number) => FilePolicy {
+export function compilePolicy (opts: ResolvedOptions, dictionaries: DictionaryPolicy = NO_DICTIONARIES, log?: Logger): PolicyOf {
   const explained = explainPolicy(opts, dictionaries)
-  return (path, type, size) => {
-    const { policy, rules } = explained(path, type, size)
+  return (path, type, size, body) => {
+    const { policy, rules } = explained(path, type, size, body)
     log?.debug({ path, cacheControl: policy.headers['cache-control'], rule: rules['cache-control'] }, 'cache policy')
     return policy
   }
 }
 
+/**
+ * A file's policy from its path, type and size; `body`, an HTML document's bytes when held, gives the
+ * hashes of its inline scripts to the security preset's CSP (D19).
+ */
+export type PolicyOf = (path: string, type: string, size?: number, body?: Buffer | null) => FilePolicy
+
 /** The per-file policy function, also saying which rule gave each header (`wasm-serve explain`). */
-export function explainPolicy (opts: ResolvedOptions, dictionaries: DictionaryPolicy = NO_DICTIONARIES): (path: string, type: string, size?: number) => ExplainedPolicy {
+export function explainPolicy (opts: ResolvedOptions, dictionaries: DictionaryPolicy = NO_DICTIONARIES): (path: string, type: string, size?: number, body?: Buffer | null) => ExplainedPolicy {
   const routeOf = routeFinder(opts)
   const cacheOf = cacheRules(opts)
-  return (path, type, size) => {
+  const security = securitySettings(opts.security)
+  return (path, type, size, body) => {
     const found = routeOf(path)
     const route = found?.route
     const isDocument = type.startsWith('text/html')
@@ -167,6 +175,7 @@ export function explainPolicy (opts: ResolvedOptions, dictionaries: DictionaryPo
     const add = (set: Record<string, string>, rule: string) => { for (const [name, value] of Object.entries(set)) { headers[name] = value; rules[name] = rule } }
     add(isolationHeaders(opts, type, dictionaries.prefix), `D12 crossOriginIsolation ${String(opts.crossOriginIsolation)}`)
     add(corsHeaders(opts), `D13 cors ${opts.cors === false ? '' : Array.isArray(opts.cors.origin) ? opts.cors.origin.join(',') : opts.cors.origin}`)
+    if (security !== undefined) add(securityHeaders(security, opts, { type, body, prefix: dictionaries.prefix }), 'D19 security preset')
     const configured = route?.dictionary
     // A file this small gains nothing from a delta (nor from compression: compress.minSize), a
     // sibling asked for by name (x.wasm.br) is not the module a browser would store, and a browser
@@ -182,14 +191,24 @@ export function explainPolicy (opts: ResolvedOptions, dictionaries: DictionaryPo
       rules.vary = rules.vary === undefined ? 'D18 delta updates' : `${rules.vary}; D18 delta updates`
     }
     for (const [name, value] of Object.entries(route?.headers ?? {})) { headers[name.toLowerCase()] = value; rules[name.toLowerCase()] = `route ${found!.index} "${route!.match}" headers` }
+    // An empty value drops the header, whatever set it (a route without the preset's CSP, say).
+    for (const [name, value] of Object.entries(headers)) if (value === '') { delete headers[name]; delete rules[name] }
     const preloads = isDocument ? [...(route?.preload ?? []).map(url => ({ url, from: `route ${found!.index}` })), ...opts.preload.map(url => ({ url, from: 'preload' }))] : []
     const links = preloads.map(p => preloadLink(p.url))
     if (links.length > 0) {
       headers.link = links.join(', ')
       rules.link = `D11 ${[...new Set(preloads.map(p => p.from))].join(' and ')}`
     }
-    return { policy: { headers, links }, rules }
+    return { policy: { headers, links, ...httpsOnly(headers) }, rules }
   }
+}
+
+/** Strict-Transport-Security, from the preset or a route, taken out of the headers: the plugin sends it over HTTPS only (D19, RFC 6797 §7.2). */
+function httpsOnly (headers: Record<string, string>): Pick<FilePolicy, 'https'> {
+  const value = headers[HTTPS_ONLY]
+  if (value === undefined) return {}
+  delete headers[HTTPS_ONLY]
+  return { https: { [HTTPS_ONLY]: value } }
 }
 
 /** Whether a response with this Cache-Control is fresh for a while (RFC 9111 §4.2): max-age above 0, not no-cache or no-store. */

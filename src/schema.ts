@@ -20,6 +20,12 @@ const SIZE_DOC = 'A byte count or a size: B, KB, MB, GB, TB or KiB … TiB, any 
 /** A match pattern: an absolute path with no control characters or double quotes (it goes into an sf-string). */
 const DICTIONARY_PATTERN = '^/[^\\x00-\\x1f\\x7f"]*$'
 
+/** A header value as Node sends it (RFC 9110 §5.5): tab, visible ASCII, Latin-1; never CR, LF or NUL. */
+const HEADER_VALUE = '^[\\t\\x20-\\x7e\\x80-\\xff]*$'
+
+/** Referrer-Policy tokens (w3c.github.io/webappsec-referrer-policy §3). */
+const REFERRER_POLICIES = ['no-referrer', 'no-referrer-when-downgrade', 'same-origin', 'origin', 'strict-origin', 'origin-when-cross-origin', 'strict-origin-when-cross-origin', 'unsafe-url'] as const
+
 export const Route = Type.Object({
   match: Type.String({ minLength: 1, description: 'Glob over the served file\'s path relative to the root (picomatch syntax), e.g. "**/*.html" or "assets/**". `/` is matched as "index.html".' }),
   cacheControl: Type.Optional(Type.String({ minLength: 1, description: 'Cache-Control value for matching files.' })),
@@ -46,6 +52,18 @@ export const OptionsSchema = Type.Object({
   cors: Type.Optional(oneOf([Type.Literal(false), Type.Object({
     origin: oneOf([Type.Literal('*'), Type.Array(Type.String({ pattern: '^https?://[A-Za-z0-9.\\-]+(:[0-9]{1,5})?$|^https?://\\[[0-9A-Fa-f:.]+\\](:[0-9]{1,5})?$' }), { minItems: 1 })], '"*" or a list of origins like "https://app.example"', {}),
   }, { additionalProperties: false }), Type.Literal(true)], 'false, true or { "origin": "*" | ["https://…"] }', { default: false, description: 'CORS for the served files: Access-Control-Allow-Origin, exposed X-Decoded-Content-Length and ETag, Timing-Allow-Origin, preflight answers. true means { "origin": "*" }, as the bare --cors flag does.' })),
+  security: Type.Optional(oneOf([Type.Literal(false), Type.Literal(true), Type.Object({
+    contentSecurityPolicy: Type.Optional(Type.Union([Type.Literal(false), Type.String({ minLength: 1, pattern: HEADER_VALUE })], { description: 'The Content-Security-Policy for HTML documents; false sends none. The default lets wasm compile (script-src \'self\' \'wasm-unsafe-eval\') and workers start from the site or blob: URLs; the hashes of each document\'s inline scripts are added to its script-src.' })),
+    reportOnly: Type.Optional(Type.Boolean({ description: 'Send the policy as Content-Security-Policy-Report-Only, reporting to the built-in report sink: nothing is blocked, what would be is logged.' })),
+    referrerPolicy: Type.Optional(Type.Union([Type.Literal(false), ...REFERRER_POLICIES.map(p => Type.Literal(p))], { description: 'Referrer-Policy on every file (default "strict-origin-when-cross-origin"); false sends none.' })),
+    hsts: Type.Optional(Type.Union([Type.Literal(false), Type.Object({
+      maxAge: Type.Optional(Type.Integer({ minimum: 0, description: 'Seconds (default 31536000, a year).' })),
+      includeSubDomains: Type.Optional(Type.Boolean({ description: 'Default false: subdomains are other sites.' })),
+      preload: Type.Optional(Type.Boolean({ description: 'Default false.' })),
+    }, { additionalProperties: false })], { description: 'Strict-Transport-Security, sent over HTTPS only and never to localhost or an IP address; false sends none.' })),
+    nosniff: Type.Optional(Type.Boolean({ description: 'X-Content-Type-Options: nosniff on every file (default true).' })),
+    resourcePolicy: Type.Optional(Type.Union([Type.Literal(false), Type.Literal('same-origin'), Type.Literal('same-site'), Type.Literal('cross-origin')], { description: 'Cross-Origin-Resource-Policy on every file; by default "same-origin", or "cross-origin" when CORS is on.' })),
+  }, { additionalProperties: false })], 'false, true or { "contentSecurityPolicy", "reportOnly", "referrerPolicy", "hsts", "nosniff", "resourcePolicy" }', { default: false, description: 'Security headers (CLI --secure): X-Content-Type-Options nosniff, Referrer-Policy and Cross-Origin-Resource-Policy on every file, HSTS over HTTPS, and on HTML documents a Content-Security-Policy under which wasm compiles. true means the defaults; an object tunes each; a route\'s headers override any of them, and an empty value drops one.' })),
   earlyHints: Type.Optional(Type.Boolean({ default: false, description: 'Send preload links first as a 103 Early Hints response (honoured by Chrome over HTTP/2).' })),
   preload: Type.Optional(Type.Array(Type.String({ pattern: '^/' }), { default: [], description: 'Preload links added to every HTML response (CLI --preload URL, repeatable), after any route preloads.' })),
   spa: Type.Optional(oneOf([Type.Literal(false), Type.Literal(true), Type.String({ pattern: '\\.html?$' })], 'false, true or the page to serve, e.g. "index.html"', { default: false, description: 'Answer unknown extension-less paths that accept HTML with this page. Paths with an extension are still 404. true means "index.html", as the bare --spa flag does.' })),

@@ -11,6 +11,8 @@ export interface FilePolicy {
   headers: Record<string, string>
   /** Preload link values for HTML responses (also sent as 103 Early Hints when on). */
   links: string[]
+  /** Headers sent over HTTPS only (Strict-Transport-Security, D19), added per request. */
+  https?: Record<string, string>
 }
 
 export interface Logger {
