@@ -1,3 +1,4 @@
+import { extname } from 'node:path'
 import mime from 'mime-types'
 import { encodingOfSuffix } from './encodings.js'
 import { unityWebInner } from './unityweb.js'
@@ -12,8 +13,22 @@ export function contentTypeFor (name: string): string {
   const inner = unityWebInner(name)
   if (inner !== undefined) return contentTypeFor(inner)
   if (name.toLowerCase().endsWith('.wasm')) return 'application/wasm'
+  const data = DATA_TYPES.get(extname(name).toLowerCase())
+  if (data !== undefined) return data
   return mime.contentType(name.slice(name.lastIndexOf('/') + 1)) || 'application/octet-stream'
 }
+
+/**
+ * Data files that range readers open in place (D8): their IANA-registered types, which mime-types
+ * knows by name but not by extension. `.db`, `.duckdb` and Emscripten's `.data` name no registered
+ * format and stay application/octet-stream.
+ */
+const DATA_TYPES = new Map([
+  ['.sqlite', 'application/vnd.sqlite3'],
+  ['.sqlite3', 'application/vnd.sqlite3'],
+  ['.parquet', 'application/vnd.apache.parquet'],
+  ['.arrow', 'application/vnd.apache.arrow.file'],
+])
 
 /** The name a sibling stands for: `x.wasm.br` → `x.wasm` (D3), or the name itself. */
 export function originalName (name: string): string {

@@ -13,6 +13,8 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { BufferPool } from './buffers.js'
 import { sameFile, stampOf } from './file-identity.js'
+import { isSpan, type Piece } from './multipart.js'
+import type { ByteRange } from './range.js'
 import type { Representation } from './types.js'
 
 const CHUNK = 64 * 1024
@@ -25,33 +27,33 @@ export const isBeingSent = (file: string): boolean => sending.has(file)
 /** Enough for the responses a server streams at once; beyond it buffers are simply collected. */
 const chunkBuffers = new BufferPool(CHUNK, 32)
 
-interface Span { from: number, to: number }
-
 /**
- * Opens a streamed representation and checks it is still the file the headers describe. The first
+ * Opens a streamed representation and checks it is still the file the headers describe. The body
+ * is one span of the file, or (a multipart body, D8) spans with part headers between them. The first
  * chunk is read before any header goes out, and the last chunk is held back until a final check: a
  * file rewritten in place while being sent either gets a fresh index and answer (before the
  * headers) or has its connection cut before the response is complete, so a client never accepts
  * bytes that do not match the Content-Length and ETag it was given (D16). Undefined when the file
  * is not the one indexed any more.
  */
-export async function openChecked (rep: Representation, start: number, end: number): Promise<Readable | undefined> {
+export async function openChecked (rep: Representation, pieces: Piece[]): Promise<Readable | undefined> {
   let fh: FileHandle
   try { fh = await open(rep.file, 'r') } catch { return undefined }
   const buffer = chunkBuffers.take()
   try {
-    const first = await readChunk(fh, buffer, { from: start, to: end })
-    if (first !== undefined && await unchanged(fh, rep)) return new FileBody({ fh, rep, buffer, first, range: { from: start, to: end } })
+    const span = pieces.find(isSpan)!
+    const first = await readChunk(fh, buffer, span, span.start)
+    if (first !== undefined && await unchanged(fh, rep)) return new FileBody({ fh, rep, buffer, first, pieces })
   } catch {} // unreadable now: handled like a file that changed, by the caller re-indexing it
   await fh.close()
   chunkBuffers.give(buffer)
   return undefined
 }
 
-/** Reads the next chunk of a span into `buffer`; undefined when the file is shorter than it was. */
-async function readChunk (fh: FileHandle, buffer: Buffer, span: Span): Promise<Buffer | undefined> {
-  const length = Math.min(buffer.length, span.to - span.from + 1)
-  const { bytesRead } = await fh.read(buffer, 0, length, span.from)
+/** Reads the chunk of a span at `from` into `buffer`; undefined when the file is shorter than it was. */
+async function readChunk (fh: FileHandle, buffer: Buffer, span: ByteRange, from: number): Promise<Buffer | undefined> {
+  const length = Math.min(buffer.length, span.end - from + 1)
+  const { bytesRead } = await fh.read(buffer, 0, length, from)
   return bytesRead === length ? buffer.subarray(0, length) : undefined
 }
 
@@ -72,9 +74,9 @@ interface FileBodyInput {
   rep: Representation
   /** The pooled buffer every chunk is read into when piped into Node's response. */
   buffer: Buffer
-  /** The first chunk, already read into `buffer` and checked. */
+  /** The first chunk of the first span, already read into `buffer` and checked. */
   first: Buffer
-  range: Span
+  pieces: Piece[]
 }
 
 /**
@@ -123,7 +125,8 @@ class FileBody extends Readable {
 
   private async pump (res: Destination, end: boolean): Promise<void> {
     const { buffer } = this.input
-    let left = this.input.range.to - this.input.range.from + 1
+    let left = 0
+    for (const piece of this.input.pieces) left += isSpan(piece) ? piece.end - piece.start + 1 : piece.length
     for await (const chunk of this.read_(() => buffer)) {
       if (this.destroyed) return
       left -= chunk.length
@@ -166,25 +169,35 @@ class FileBody extends Readable {
   }
 
   /**
-   * The range, chunk by chunk, each read into `into()` only after the previous one was taken. The
-   * first chunk (read and checked before the headers were set) goes out before any further read, so
-   * a failure later can only cut a response already under way, never turn into a 500; bytes from
-   * several reads must all be one version of the file, checked before the last chunk goes (D16).
+   * The pieces, chunk by chunk, each span's chunks read into `into()` only after the previous chunk
+   * was taken. The first chunk (read and checked before the headers were set) goes out before any
+   * further read, so a failure later can only cut a response already under way, never turn into a
+   * 500; bytes from several reads must all be one version of the file, checked before the last
+   * chunk goes (D16).
    */
   private async * read_ (into: () => Buffer): AsyncGenerator<Buffer> {
-    const { fh, rep, first, range } = this.input
+    const { fh, rep, first, pieces } = this.input
     try {
-      let pending = first
-      let reads = 1
-      for (let from = range.from + first.length; from <= range.to; reads++) {
-        yield pending
-        const chunk = await readChunk(fh, into(), { from, to: range.to })
-        if (chunk === undefined) throw new Error('file shrank while being sent')
-        pending = chunk
-        from += chunk.length
+      let pending: Buffer | undefined
+      let reads = 0
+      for (const piece of pieces) {
+        if (!isSpan(piece)) {
+          if (pending !== undefined) yield pending
+          pending = piece
+          continue
+        }
+        let from = piece.start
+        do {
+          if (pending !== undefined) yield pending
+          const chunk = reads === 0 ? first : await readChunk(fh, into(), piece, from)
+          if (chunk === undefined) throw new Error('file shrank while being sent')
+          reads++
+          pending = chunk
+          from += chunk.length
+        } while (from <= piece.end)
       }
       if (reads > 1 && !(await unchanged(fh, rep))) throw new Error('file changed while being sent')
-      yield pending
+      if (pending !== undefined) yield pending
     } finally {
       await fh.close()
     }

@@ -12,7 +12,8 @@ import { sameFile, stampOf } from './file-identity.js'
 import { isTransient, RETRY_AFTER_S, Unavailable } from './transient.js'
 import type { Asset, Representation } from './types.js'
 import { acceptedCodings, negotiate } from './negotiate.js'
-import { parseRange } from './range.js'
+import { parseRanges, type ByteRange } from './range.js'
+import { joinPieces, multipart, type Piece } from './multipart.js'
 import { sendError } from './http-errors.js'
 import { openChecked } from './file-body.js'
 
@@ -38,11 +39,12 @@ export function sendAsset (input: SendInput, attempt = 0): Promise<unknown> | un
     sendError(reply, 416, { ...errorHeaders(input), 'content-range': `bytes */${asset.identity.size}` })
     return undefined
   }
-  if (range !== undefined) {
-    const { start, end } = range
+  if (range?.length === 1) {
+    const { start, end } = range[0]!
     const headers = { ...asset.identity.headers, 'content-length': String(end - start + 1), 'content-range': `bytes ${start}-${end}/${asset.identity.size}` }
     return sendBody(input, { rep: asset.identity, headers: merge(headers, input.extra), status: 206, start, end }, attempt)
   }
+  if (range !== undefined) return sendBody(input, multipartSpec(input, range), attempt)
   return sendBody(input, { rep, headers: merge(rep.headers, input.extra), status: 200, start: 0, end: rep.size - 1 }, attempt)
 }
 
@@ -83,13 +85,21 @@ export function notModified (request: { headers: IncomingHttpHeaders }, rep: Rep
 
 const stripWeak = (tag: string) => tag.startsWith('W/') ? tag.slice(2) : tag
 
-/** D8: a single range of the identity bytes; If-Range must match (strongly) or the whole file is sent. */
-function rangeFor (request: FastifyRequest, asset: Asset): { start: number, end: number } | 'unsatisfiable' | undefined {
+/** D8: ranges of the identity bytes; If-Range must match (strongly) or the whole file is sent. */
+function rangeFor (request: FastifyRequest, asset: Asset): ByteRange[] | 'unsatisfiable' | undefined {
   const header = request.headers.range
   if (header === undefined) return undefined
   const ifRange = request.headers['if-range']
   if (typeof ifRange === 'string' && !ifRangeMatches(ifRange.trim(), asset)) return undefined
-  return parseRange(header, asset.identity.size)
+  return parseRanges(header, asset.identity.size)
+}
+
+/** D8: several ranges as one multipart/byteranges 206, with the identity's validators and policy headers. */
+function multipartSpec (input: SendInput, ranges: ByteRange[]): BodySpec {
+  const { identity } = input.asset
+  const body = multipart(ranges, identity.size, identity.headers['content-type']!)
+  const headers = { ...identity.headers, 'content-type': body.type, 'content-length': String(body.length) }
+  return { rep: identity, headers: merge(headers, input.extra), status: 206, start: 0, end: identity.size - 1, pieces: body.pieces }
 }
 
 function ifRangeMatches (value: string, asset: Asset): boolean {
@@ -106,6 +116,8 @@ interface BodySpec {
   status: 200 | 206
   start: number
   end: number
+  /** A multipart body (D8): part headers and the spans between them, in place of start–end. */
+  pieces?: Piece[]
 }
 
 function sendBody (input: SendInput, spec: BodySpec, attempt: number): Promise<unknown> | undefined {
@@ -114,6 +126,7 @@ function sendBody (input: SendInput, spec: BodySpec, attempt: number): Promise<u
   if (input.request.method === 'HEAD' || rep.body !== null) {
     reply.code(spec.status).headers(spec.headers)
     if (rep.body === null || input.request.method === 'HEAD') reply.send()
+    else if (spec.pieces !== undefined) reply.send(joinPieces(spec.pieces, rep.body))
     else reply.send(start === 0 && end === rep.body.length - 1 ? rep.body : rep.body.subarray(start, end + 1))
     return undefined
   }
@@ -123,7 +136,7 @@ function sendBody (input: SendInput, spec: BodySpec, attempt: number): Promise<u
 async function sendFromDisk (input: SendInput, spec: BodySpec, attempt: number): Promise<unknown> {
   const { reply } = input
   const { rep, start, end } = spec
-  const stream = await openChecked(rep, start, end)
+  const stream = await openChecked(rep, spec.pieces ?? [{ start, end }])
   if (stream !== undefined) return reply.code(spec.status).headers(spec.headers).send(stream)
   // The file changed on disk since it was indexed (D16): index it again and answer from the new entry.
   if (attempt >= 2) return sendSnapshot(reply, spec)
@@ -151,17 +164,26 @@ async function sendSnapshot (reply: FastifyReply, input: BodySpec): Promise<unkn
       const body = await fh.readFile()
       const after = await fh.stat()
       if (!sameFile(stampOf(before), stampOf(after)) || body.length !== after.size) continue
-      const slice = input.status === 206 ? body.subarray(input.start, Math.min(input.end, body.length - 1) + 1) : body
-      if (input.status === 206 && (input.start >= body.length || slice.length !== input.end - input.start + 1)) continue
+      const slice = cut(input, body)
+      if (slice === undefined) continue
       const headers: Record<string, string> = { ...input.headers, 'content-length': String(slice.length), etag: `"${hashBuffer(body)}"` }
       // Last-Modified is the original's (D6): only the identity's own bytes bring a new date.
       if (rep.coding === 'identity') headers['last-modified'] = after.mtime.toUTCString()
       delete headers['x-decoded-content-length'] // a sibling caught mid-change: its decoded size is not known
-      if (input.status === 206) headers['content-range'] = `bytes ${input.start}-${input.end}/${body.length}`
+      if (input.status === 206 && input.pieces === undefined) headers['content-range'] = `bytes ${input.start}-${input.end}/${body.length}`
       return reply.code(input.status).headers(headers).send(slice)
     } finally {
       await fh.close()
     }
   }
   return sendError(reply, 503, { 'retry-after': String(RETRY_AFTER_S) })
+}
+
+/** What a response sends of a snapshot's bytes; undefined when its range no longer fits them. */
+function cut (spec: BodySpec, body: Buffer): Buffer | undefined {
+  // Part headers name the size the ranges were cut for: a multipart body needs that size exactly.
+  if (spec.pieces !== undefined) return body.length === spec.rep.size ? joinPieces(spec.pieces, body) : undefined
+  if (spec.status === 200) return body
+  const slice = body.subarray(spec.start, spec.end + 1)
+  return slice.length === spec.end - spec.start + 1 ? slice : undefined
 }

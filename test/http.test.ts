@@ -128,12 +128,12 @@ for (const transport of TRANSPORTS) {
       t.equal(clamp.body.length, SQLITE.length)
     })
 
-    t.test('unsatisfiable range → 416 with bytes */size; multiple or invalid ranges → 200 (D8)', async t => {
+    t.test('unsatisfiable range → 416 with bytes */size; invalid ranges → 200 (D8)', async t => {
       const bad = await get('/sqlite3.wasm', { range: `bytes=${SQLITE.length}-` })
       t.equal(bad.status, 416)
       t.equal(bad.headers['content-range'], `bytes */${SQLITE.length}`)
       t.equal((await get('/sqlite3.wasm', { range: 'bytes=-0' })).status, 416)
-      for (const range of ['bytes=0-1,5-9', 'bytes=abc', 'items=0-5', 'bytes=9-1']) {
+      for (const range of ['bytes=abc', 'items=0-5', 'bytes=9-1', 'bytes=0-1,9-5']) {
         const res = await get('/sqlite3.wasm', { range })
         t.equal(res.status, 200, range)
         t.equal(res.body.length, SQLITE.length)

@@ -26,6 +26,16 @@ export const PAGE = '<!doctype html><title>site</title><h1>site</h1>\n'
 /** The first bytes of a PNG: enough for a type, and not worth compressing. */
 export const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex')
 
+/**
+ * `size` bytes in which every 4-byte little-endian word is its own offset (the last word cut short):
+ * any range of it can be checked on its own, with nothing to compare against (range readers, D8).
+ */
+export function offsets (size: number): Buffer {
+  const words = Buffer.alloc(Math.ceil(size / 4) * 4)
+  for (let at = 0; at < words.length; at += 4) words.writeUInt32LE(at, at)
+  return words.subarray(0, size)
+}
+
 /** A site as a map: path under the root (directories are made) → contents. */
 export type Files = Record<string, string | Buffer>
 
