@@ -7,10 +7,12 @@
  * It answers only what it can answer exactly as the plugin would (the same catalog, resolution,
  * negotiation, validators and headers); everything else goes on to Fastify unchanged: misses,
  * directories' redirects, the SPA page, ranges, delta requests, 103 Early Hints, files streamed from
- * disk, 406, HTTP/2, and any request while the server is closing (Fastify answers those 503).
+ * disk, 406, HTTP/2, HTTPS-only headers, and any request while the server is closing (Fastify answers
+ * those 503).
  * The plugin on its own never installs it: an app's hooks must run for every request.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { TLSSocket } from 'node:tls'
 import type { Catalog } from './catalog.js'
 import { corsFor } from './cors.js'
 import type { Deltas } from './deltas.js'
@@ -73,6 +75,8 @@ function fastPath (input: FastPathInput): FastAnswer {
     if (!resolved.ok) return undefined
     const asset = catalog.get(resolved.lookup)
     if (asset === undefined || (asset.isHtml && opts.earlyHints && asset.policy.links.length > 0)) return undefined
+    // HTTPS-only headers (HSTS, D19) depend on the request's host: left to the plugin.
+    if (asset.policy.https !== undefined && (req.socket as TLSSocket).encrypted === true) return undefined
     const coding = negotiate(headers['accept-encoding'], asset.codings)
     if (coding === null) return undefined
     const rep = asset.reps[asset.codings.indexOf(coding)]!

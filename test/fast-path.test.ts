@@ -50,6 +50,7 @@ const OPTION_SETS: Array<[string, Omit<WasmServeOptions, 'root'>]> = [
     crossOriginIsolation: 'require-corp', cors: { origin: ['https://a.example'] }, preload: ['/sqlite3.wasm'], memoryBudget: '200KB',
   }],
   ['CORS for any origin, document isolation', { cors: true, crossOriginIsolation: 'document' }],
+  ['the security preset, report-only isolation', { security: true, crossOriginIsolation: 'report' }],
 ]
 
 /** Everything but the Date a response carries, which moves with the clock. */
