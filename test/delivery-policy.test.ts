@@ -168,6 +168,20 @@ for (const transport of TRANSPORTS) {
       t.equal(page.headers['cross-origin-embedder-policy'], undefined, 'off by default')
     })
 
+    t.test('document isolation: Document-Isolation-Policy on HTML and JavaScript, no COOP or COEP; CORP alone on wasm', async t => {
+      for (const [mode, dip] of [['document', 'isolate-and-require-corp'], ['document-credentialless', 'isolate-and-credentialless']] as const) {
+        const { get } = await start(t, { crossOriginIsolation: mode })
+        const names = ['document-isolation-policy', 'cross-origin-opener-policy', 'cross-origin-embedder-policy', 'cross-origin-resource-policy']
+        const page = await get('/index.html')
+        t.same(policyHeaders(page.headers, names), { 'document-isolation-policy': dip, 'cross-origin-opener-policy': undefined, 'cross-origin-embedder-policy': undefined, 'cross-origin-resource-policy': 'same-origin' }, `${mode}: the page`)
+        const script = await get('/app.js')
+        t.equal(script.headers['document-isolation-policy'], dip, `${mode}: the script a worker may start from`)
+        const wasm = await get('/sqlite3.wasm', { 'accept-encoding': 'br' })
+        t.equal(wasm.headers['content-encoding'], 'br')
+        t.same(policyHeaders(wasm.headers, names), { 'document-isolation-policy': undefined, 'cross-origin-opener-policy': undefined, 'cross-origin-embedder-policy': undefined, 'cross-origin-resource-policy': 'same-origin' }, `${mode}: the module gets CORP only`)
+      }
+    })
+
     t.test('CORS "*": Allow-Origin, exposed decoded length and ETag, Timing-Allow-Origin', async t => {
       const { get } = await start(t, { cors: { origin: '*' } })
       const res = await get('/sqlite3.wasm', { origin: 'https://elsewhere.example', 'accept-encoding': 'br' })
