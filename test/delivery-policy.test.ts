@@ -306,6 +306,35 @@ t.test('a preload that names no file is a start-up warning', async t => {
   t.match(String(warnings[0]?.msg), /preload/)
 })
 
+t.test('under require-corp isolation, a preload without crossorigin in a page or a route Link header is a start-up warning', async t => {
+  const page = [
+    '<!doctype html><title>preloads</title>',
+    '<link rel="preload" href="sqlite3.wasm" as="fetch">', // fetch() will not reuse it
+    '<link rel=preload href="https://cdn.example/font.woff2" as=font crossorigin>', // fine: CORS
+    '<link rel="preload" href="https://cdn.example/big.png" as="image">', // another origin, no-cors: needs CORP
+    '<link rel="preload" href="/app.css" as="style">', // same origin, matched by a no-cors stylesheet: fine
+    '<link rel="modulepreload" href="/app.js">', // module scripts are fetched in CORS mode anyway
+    '<!-- <link rel="preload" href="/commented.wasm" as="fetch"> -->',
+  ].join('\n')
+  const site = makeSite(t, { 'index.html': page, 'sub/page.html': '<link rel=preload href=../tiny.wasm as=fetch crossorigin>', 'sqlite3.wasm': TINY, 'tiny.wasm': TINY, 'app.js': 'export {}', 'app.css': '' })
+  const routes = [{ match: '**/*.html', headers: { Link: '</tiny.wasm>; rel=preload; as=fetch, </app.js>; rel=modulepreload' } }]
+  const warned = (logs: Array<Record<string, unknown>>) => logs.filter(l => l.level === 40 && /crossorigin/.test(String(l.msg))).map(l => [l.in, l.preload])
+  for (const mode of ['require-corp', 'document'] as const) {
+    const server = await startCliApp(t, { root: site, crossOriginIsolation: mode, routes })
+    t.same(warned(server.logs).sort(), [
+      ['index.html', '/sqlite3.wasm'],
+      ['index.html', 'https://cdn.example/big.png'],
+      ['route "**/*.html"', '/tiny.wasm'],
+    ], `${mode}: the loose preloads, each named with where it is`)
+    const line = server.logs.find(l => l.preload === 'https://cdn.example/big.png')
+    t.match(String(line?.msg), `preload without crossorigin under crossOriginIsolation "${mode}": another origin: blocked unless it sends Cross-Origin-Resource-Policy; add crossorigin`)
+  }
+  for (const mode of [false, 'credentialless', 'document-credentialless'] as const) {
+    const server = await startCliApp(t, { root: site, crossOriginIsolation: mode, routes })
+    t.same(warned(server.logs), [], `${mode === false ? 'off' : mode}: nothing to warn about (no CORP is required of no-cors loads)`)
+  }
+})
+
 t.test('config mistakes are refused at start-up, every problem with its JSON path', async t => {
   const bad = {
     root,
