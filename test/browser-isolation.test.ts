@@ -99,6 +99,12 @@ async function openPopup (context: BrowserContext, page: Page, url: string): Pro
   return popup
 }
 
+/** What the demo page concluded about its isolation (public/demo.js), once it has. */
+async function demoIsolation (page: Page): Promise<{ asked: string | null, isolated: boolean, reason: string | null }> {
+  await page.waitForFunction(() => (window as any).wasmDemo?.isolation !== undefined, null, { timeout: 10_000 })
+  return page.evaluate(() => (window as any).wasmDemo.isolation)
+}
+
 async function run () {
   const context = await launch(t)
   // Another origin, and another site: the page is served from 127.0.0.1, the popup from localhost.
@@ -129,6 +135,36 @@ async function run () {
       })
     })
   }
+
+  t.test('the demo page says it is isolated, and by what', async t => {
+    for (const [flags, asked] of [[['--isolate=document'], 'Document-Isolation-Policy'], [['--isolate'], 'COOP + COEP']] as const) {
+      const server = await startCli(t, 'public', [...flags])
+      const page = await context.newPage()
+      t.teardown(() => page.close())
+      await page.goto(server.url + '/')
+      t.same(await demoIsolation(page), { asked, isolated: true, reason: null }, flags.join(' '))
+      t.match(await page.textContent('#env-note'), `isolated by ${asked}`)
+    }
+  })
+
+  t.test('the demo page says why isolation asked for is off: plain HTTP to a non-loopback name, a browser without Document-Isolation-Policy', async t => {
+    // demo.test resolves to the server, but a page from it over http is not a secure context; and a
+    // Chromium with DocumentIsolationPolicy turned off stands for a browser that lacks it.
+    const bare = await launch(t, ['--host-resolver-rules=MAP demo.test 127.0.0.1', '--disable-features=DocumentIsolationPolicy'])
+    const server = await startCli(t, 'public', ['--isolate=document'])
+    const insecure = await bare.newPage()
+    await insecure.goto(server.url.replace('127.0.0.1', 'demo.test') + '/')
+    const lan = await demoIsolation(insecure)
+    t.same({ ...lan, reason: undefined }, { asked: 'Document-Isolation-Policy', isolated: false, reason: undefined }, 'asked for, not isolated')
+    t.match(lan.reason, new RegExp(`^not a secure context \\(plain HTTP to demo\\.test\\).*--https, or open the page as http://localhost:${new URL(server.url).port} `), 'over plain HTTP to a LAN name: not a secure context, and the fix')
+    t.match(await insecure.textContent('#env-note'), 'Isolation was asked for (Document-Isolation-Policy) but is off: not a secure context')
+
+    const local = await bare.newPage()
+    await local.goto(server.url + '/')
+    const unsupported = await demoIsolation(local)
+    t.equal(unsupported.isolated, false)
+    t.match(unsupported.reason, /^this browser does not support Document-Isolation-Policy \(Chromium 137\+/, 'a secure context, but no DIP: the browser is why')
+  })
 
   t.test('contrast: under --isolate (COOP same-origin) the same cross-origin popup loses its opener', async t => {
     const page = await openThreadsPage(t, context, ['--isolate'])
