@@ -167,7 +167,7 @@ const HEADER_NOTES = {
   'cache-control': 'no-cache = revalidate each visit; hashed names get a year + immutable',
   vary: 'caches keep one copy per encoding (and per dictionary offered)',
   'use-as-dictionary': 'the browser keeps this module and offers it (Available-Dictionary) when it fetches the next release: a delta instead of a download',
-  'cross-origin-resource-policy': 'lets a cross-origin isolated page (COOP + COEP, --isolate) embed it',
+  'cross-origin-resource-policy': 'lets a cross-origin isolated page (COOP + COEP or Document-Isolation-Policy, --isolate) embed it',
 }
 
 function showHeaders (response) {
@@ -288,6 +288,7 @@ function showEnvironment () {
   $('sab').innerHTML = typeof SharedArrayBuffer === 'function' ? '<span class="yes">available</span>' : '<span class="no">not available</span>'
   $('secure').innerHTML = window.isSecureContext ? '<span class="yes">yes</span>' : '<span class="no">no (brotli is only offered over HTTPS or localhost)</span>'
   setText('env-note', isolated ? 'Threads (SharedArrayBuffer + shared memory) are available.' : 'Start the server with --isolate to send COOP/COEP and enable threads.')
+  showIsolation().catch(err => setText('isolation-sent', `could not read this page's headers: ${err.message}`))
   const features = detectFeatures()
   demo.features = features
   $('features').replaceChildren(...Object.entries(features).map(([name, on]) => {
@@ -296,6 +297,42 @@ function showEnvironment () {
     span.textContent = name
     return span
   }))
+}
+
+// ---- why the page is (not) cross-origin isolated (D12) -----------------------------------------------
+// The page reads its own response headers (a HEAD of its URL) to tell what the server asked for from
+// what the browser did: browsers ignore every isolation header outside a secure context, and only
+// Chromium 137+ (desktop) knows Document-Isolation-Policy.
+
+/** What the headers ask for: 'COOP + COEP', 'Document-Isolation-Policy', 'report-only', or null. */
+function isolationAsked (headers) {
+  const value = name => (headers.get(name) ?? '').split(';')[0].trim().toLowerCase()
+  if (value('cross-origin-opener-policy') === 'same-origin' && ['require-corp', 'credentialless'].includes(value('cross-origin-embedder-policy'))) return 'COOP + COEP'
+  if (['isolate-and-require-corp', 'isolate-and-credentialless'].includes(value('document-isolation-policy'))) return 'Document-Isolation-Policy'
+  if (value('cross-origin-embedder-policy-report-only') !== '' || value('cross-origin-opener-policy-report-only') !== '') return 'report-only'
+  return null
+}
+
+/** Why a page whose headers ask for isolation is not isolated; null when it is, or nothing was asked. */
+function isolationReason ({ asked, isolated, secure, host, port }) {
+  if (asked === null || isolated) return null
+  if (!secure) return `not a secure context (plain HTTP to ${host}): browsers ignore isolation headers here. Start the server with --https, or open the page as http://localhost${port ? `:${port}` : ''} on the server's machine.`
+  if (asked === 'report-only') return 'report-only mode (--isolate=report): nothing is enforced, so the page is not isolated; what would break is reported to the server.'
+  if (asked === 'Document-Isolation-Policy') return 'this browser does not support Document-Isolation-Policy (Chromium 137+ on desktop does; Firefox and Safari do not), so threads are off here. --isolate (COOP + COEP) isolates in every browser, but severs cross-origin popups from their opener.'
+  return 'COOP and COEP were sent, but this document is not isolated: a frame inside a page that is not isolated, or a browser without cross-origin isolation.'
+}
+
+async function showIsolation () {
+  const response = await fetch(location.href, { method: 'HEAD', cache: 'no-store' })
+  const asked = isolationAsked(response.headers)
+  const isolated = globalThis.crossOriginIsolated === true
+  const reason = isolationReason({ asked, isolated, secure: window.isSecureContext, host: location.hostname, port: location.port })
+  demo.isolation = { asked, isolated, reason }
+  setText('isolation-sent', asked ?? 'none')
+  if (isolated) setText('env-note', `Threads (SharedArrayBuffer + shared memory) are available: isolated by ${asked ?? 'the browser'}.`)
+  else if (reason !== null) setText('env-note', `Isolation was asked for (${asked}) but is off: ${reason}`)
+  else setText('env-note', 'Start the server with --isolate (COOP + COEP, every browser) or --isolate=document (Document-Isolation-Policy, Chromium 137+; popups keep their opener) to enable threads.')
+  $('isolation').title = reason ?? (isolated ? `crossOriginIsolated, by ${asked}` : 'not cross-origin isolated: no isolation headers were sent')
 }
 
 function showVisit () {

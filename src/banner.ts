@@ -101,6 +101,8 @@ export interface WarningInput {
   tls: boolean
   /** The URLs other machines would use (networkUrls). */
   network: string[]
+  /** The URL this machine's browser would use (localUrl): a secure context when it is loopback. */
+  local?: string
 }
 
 /** Start-up warnings, one line each without the `wasm-serve: warning: ` head; none for a set-up that is fine. */
@@ -110,15 +112,23 @@ export function startWarnings (input: WarningInput): string[] {
   if (input.files === 0) out.push(`no files to serve in ${label}: is a volume mounted?`)
   else if (!input.hasIndex) out.push(`no index.html in ${label}: / answers ${input.listing ? 'with a directory listing' : '404'}`)
   // A page from a LAN address over http is not a secure context (https://w3c.github.io/webappsec-secure-contexts/):
-  // crossOriginIsolated stays false whatever COOP/COEP say, and Chrome and Firefox offer br only over HTTPS.
-  const lost = [input.isolation !== false ? 'crossOriginIsolated stays false' : '', input.hasBrSiblings ? 'browsers do not offer br' : ''].filter(Boolean)
+  // browsers ignore COOP, COEP (and their Report-Only forms) and Document-Isolation-Policy there, so
+  // crossOriginIsolated stays false in every mode, and Chrome and Firefox offer br only over HTTPS.
+  const lost = [isolationLost(input.isolation), input.hasBrSiblings ? 'browsers do not offer br' : ''].filter(Boolean)
   if (!input.tls && lost.length > 0 && input.network.length > 0) {
-    out.push(`not a secure context for ${input.network[0]!}: ${lost.join(' and ')}; use --https`)
+    const loopback = input.local !== undefined && isLoopback(new URL(input.local).hostname)
+    out.push(`not a secure context for ${input.network[0]!}: ${lost.join(' and ')}; use --https${loopback ? `, or open ${input.local!} on this machine` : ''}`)
   }
   // Chromium keeps a page's report endpoints only when the page and the endpoint are https
   // (net/reporting/reporting_header_parser.cc), localhost included: over http the sink hears nothing.
   if (input.isolation === 'report' && !input.tls) out.push('--isolate=report: Chromium posts reports only from https:// pages, so none reach the report sink over http (even on localhost); use --https, or serve behind HTTPS (DevTools\' Issues panel lists them meanwhile)')
   return out
+}
+
+/** What an isolation mode loses outside a secure context (D12 in docs/delivery.md); '' for none. */
+function isolationLost (mode: WarningInput['isolation']): string {
+  if (mode === false) return ''
+  return mode === 'report' ? 'the report-only COOP and COEP are ignored (nothing is reported)' : 'crossOriginIsolated stays false'
 }
 
 /** The command that opens a URL in the default browser here; WASM_SERVE_OPENER names another (tests, a given browser). */

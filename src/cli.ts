@@ -124,6 +124,7 @@ function announce (input: Announce): void {
     hasBrSiblings: app.wasmServe.hasSiblings('br'),
     tls: tls !== undefined,
     network,
+    local: localUrl(input.address, options.host),
   })
   for (const line of warnings) warn(line)
 }

@@ -20,6 +20,7 @@ import { Deltas } from './deltas.js'
 import { ENCODINGS, type EncodingToken } from './encodings.js'
 import { resolveOptions, type ResolvedOptions, type WasmServeOptions } from './options.js'
 import { compilePolicy, warnImmutablePages } from './policy.js'
+import { warnLoosePreloads } from './isolation-preloads.js'
 import { resolvePath } from './resolve.js'
 import { sendAsset } from './send.js'
 import { registerFastPath } from './fast-path.js'
@@ -98,6 +99,7 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
   if (deltas === undefined) sayNoDeltas(opts, fastify.log)
   warnMissingPreloads(opts, catalog, prefix, fastify.log)
   warnImmutablePages(opts, catalog.assets(), fastify.log)
+  warnLoosePreloads(opts, catalog.assets(), fastify.log)
   warnProjectRoot(root, catalog, fastify.log)
   fastify.addHook('onClose', async () => { compression?.close(); catalog.close() })
   if (!fastify.hasDecorator('wasmServe')) fastify.decorate('wasmServe', handleOf(catalog, compression))

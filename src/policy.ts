@@ -298,7 +298,10 @@ function decodeURISafe (url: string): string {
  * the policy; every served file gets CORP, so a page isolated by any mode may embed it.
  * - "require-corp" / "credentialless": COOP same-origin and that COEP;
  * - "document" / "document-credentialless": Document-Isolation-Policy, which isolates the document
- *   without COOP, so a popup keeps its opener (Chromium 137+; other browsers stay un-isolated);
+ *   without COOP, so a popup keeps its opener (Chromium 137+; other browsers stay un-isolated). A
+ *   dedicated worker is isolated with its owner whatever its script's response says, but its own
+ *   fetches follow that response's DIP, and a shared or service worker has only its own (WICG
+ *   document-isolation-policy; WPT html/document-isolation-policy/): scripts carry the page's DIP;
  * - "report": the Report-Only forms of COOP and COEP, reporting to the built-in sink: nothing breaks,
  *   and what would break is logged.
  */

@@ -87,3 +87,18 @@ t.test('a module used by a page of another origin: cors FAIL without CORS, PASS 
     t.match(verdict?.evidence, cors ? /^Access-Control-Allow-Origin: \*$/ : `loaded by a page of ${page}`)
   }
 })
+
+t.test('Document-Isolation-Policy counts as isolation: PASS naming the browsers, and under isolate-and-require-corp a cross-origin module without CORS or CORP is a FAIL', async t => {
+  const modules = await startCliApp(t, { root: makeSite(t, { 'sqlite3.wasm': SQLITE }) })
+  for (const [mode, dip, status] of [['document', 'isolate-and-require-corp', 'fail'], ['document-credentialless', 'isolate-and-credentialless', 'pass']] as const) {
+    const own = await startCliApp(t, { root: makeSite(t, FILES), crossOriginIsolation: mode })
+    const alone = await checkUrls([`${own.url}/`], { timeoutMs: 5000 })
+    t.same(finding(alone, 'isolation', '/'), { rule: 'isolation', status: 'pass', url: `${own.url}/`, evidence: `COOP (none), COEP (none), Document-Isolation-Policy ${dip}: crossOriginIsolated possible in Chromium 137+ (other browsers ignore Document-Isolation-Policy)` }, `${mode}: the page's own modules`)
+    const root = makeSite(t, { 'index.html': `<!doctype html><link rel=preload href="${modules.url}/sqlite3.wasm" as=fetch crossorigin>` })
+    const page = await startCliApp(t, { root, crossOriginIsolation: mode })
+    const report = await checkUrls([`${page.url}/`], { timeoutMs: 5000 })
+    const verdict = finding(report, 'isolation', '/')
+    t.equal(verdict.status, status, `${mode}: a module of another origin without CORS or CORP`)
+    if (status === 'fail') t.match(verdict.evidence, `but ${modules.url}/sqlite3.wasm has neither CORS nor Cross-Origin-Resource-Policy`)
+  }
+})

@@ -168,6 +168,20 @@ for (const transport of TRANSPORTS) {
       t.equal(page.headers['cross-origin-embedder-policy'], undefined, 'off by default')
     })
 
+    t.test('document isolation: Document-Isolation-Policy on HTML and JavaScript, no COOP or COEP; CORP alone on wasm', async t => {
+      for (const [mode, dip] of [['document', 'isolate-and-require-corp'], ['document-credentialless', 'isolate-and-credentialless']] as const) {
+        const { get } = await start(t, { crossOriginIsolation: mode })
+        const names = ['document-isolation-policy', 'cross-origin-opener-policy', 'cross-origin-embedder-policy', 'cross-origin-resource-policy']
+        const page = await get('/index.html')
+        t.same(policyHeaders(page.headers, names), { 'document-isolation-policy': dip, 'cross-origin-opener-policy': undefined, 'cross-origin-embedder-policy': undefined, 'cross-origin-resource-policy': 'same-origin' }, `${mode}: the page`)
+        const script = await get('/app.js')
+        t.equal(script.headers['document-isolation-policy'], dip, `${mode}: the script a worker may start from`)
+        const wasm = await get('/sqlite3.wasm', { 'accept-encoding': 'br' })
+        t.equal(wasm.headers['content-encoding'], 'br')
+        t.same(policyHeaders(wasm.headers, names), { 'document-isolation-policy': undefined, 'cross-origin-opener-policy': undefined, 'cross-origin-embedder-policy': undefined, 'cross-origin-resource-policy': 'same-origin' }, `${mode}: the module gets CORP only`)
+      }
+    })
+
     t.test('CORS "*": Allow-Origin, exposed decoded length and ETag, Timing-Allow-Origin', async t => {
       const { get } = await start(t, { cors: { origin: '*' } })
       const res = await get('/sqlite3.wasm', { origin: 'https://elsewhere.example', 'accept-encoding': 'br' })
@@ -290,6 +304,35 @@ t.test('a preload that names no file is a start-up warning', async t => {
   t.ok(named.includes('/nope/app.js'), 'warns about the route preload')
   t.notOk(named.includes('/sqlite3.wasm'), 'no warning for a file that exists')
   t.match(String(warnings[0]?.msg), /preload/)
+})
+
+t.test('under require-corp isolation, a preload without crossorigin in a page or a route Link header is a start-up warning', async t => {
+  const page = [
+    '<!doctype html><title>preloads</title>',
+    '<link rel="preload" href="sqlite3.wasm" as="fetch">', // fetch() will not reuse it
+    '<link rel=preload href="https://cdn.example/font.woff2" as=font crossorigin>', // fine: CORS
+    '<link rel="preload" href="https://cdn.example/big.png" as="image">', // another origin, no-cors: needs CORP
+    '<link rel="preload" href="/app.css" as="style">', // same origin, matched by a no-cors stylesheet: fine
+    '<link rel="modulepreload" href="/app.js">', // module scripts are fetched in CORS mode anyway
+    '<!-- <link rel="preload" href="/commented.wasm" as="fetch"> -->',
+  ].join('\n')
+  const site = makeSite(t, { 'index.html': page, 'sub/page.html': '<link rel=preload href=../tiny.wasm as=fetch crossorigin>', 'sqlite3.wasm': TINY, 'tiny.wasm': TINY, 'app.js': 'export {}', 'app.css': '' })
+  const routes = [{ match: '**/*.html', headers: { Link: '</tiny.wasm>; rel=preload; as=fetch, </app.js>; rel=modulepreload' } }]
+  const warned = (logs: Array<Record<string, unknown>>) => logs.filter(l => l.level === 40 && /crossorigin/.test(String(l.msg))).map(l => [l.in, l.preload])
+  for (const mode of ['require-corp', 'document'] as const) {
+    const server = await startCliApp(t, { root: site, crossOriginIsolation: mode, routes })
+    t.same(warned(server.logs).sort(), [
+      ['index.html', '/sqlite3.wasm'],
+      ['index.html', 'https://cdn.example/big.png'],
+      ['route "**/*.html"', '/tiny.wasm'],
+    ], `${mode}: the loose preloads, each named with where it is`)
+    const line = server.logs.find(l => l.preload === 'https://cdn.example/big.png')
+    t.match(String(line?.msg), `preload without crossorigin under crossOriginIsolation "${mode}": another origin: blocked unless it sends Cross-Origin-Resource-Policy; add crossorigin`)
+  }
+  for (const mode of [false, 'credentialless', 'document-credentialless'] as const) {
+    const server = await startCliApp(t, { root: site, crossOriginIsolation: mode, routes })
+    t.same(warned(server.logs), [], `${mode === false ? 'off' : mode}: nothing to warn about (no CORP is required of no-cors loads)`)
+  }
 })
 
 t.test('config mistakes are refused at start-up, every problem with its JSON path', async t => {

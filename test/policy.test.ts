@@ -158,6 +158,26 @@ t.test('cross-origin isolation: COOP and COEP on documents, CORP on every file',
   t.equal(policyFor({})('index.html', 'text/html').headers['cross-origin-opener-policy'], undefined, 'off by default')
 })
 
+t.test('document isolation: Document-Isolation-Policy on documents and scripts, no COOP or COEP, CORP on every file', async t => {
+  for (const [mode, dip] of [['document', 'isolate-and-require-corp'], ['document-credentialless', 'isolate-and-credentialless']] as const) {
+    const policy = policyFor({ crossOriginIsolation: mode })
+    const page = policy('index.html', 'text/html; charset=utf-8').headers
+    t.equal(page['document-isolation-policy'], dip, `${mode}: DIP on the page`)
+    t.equal(page['cross-origin-opener-policy'], undefined, `${mode}: no COOP, so a popup keeps its opener`)
+    t.equal(page['cross-origin-embedder-policy'], undefined, `${mode}: no COEP`)
+    t.equal(page['cross-origin-resource-policy'], 'same-origin', `${mode}: CORP on the page`)
+    const worker = policy('worker.js', 'text/javascript; charset=utf-8').headers
+    t.equal(worker['document-isolation-policy'], dip, `${mode}: DIP on a script a worker may start from`)
+    t.equal(worker['cross-origin-embedder-policy'], undefined, `${mode}: no COEP on a script`)
+    const wasm = policy('sqlite3.wasm', 'application/wasm').headers
+    t.equal(wasm['cross-origin-resource-policy'], 'same-origin', `${mode}: CORP on the module`)
+    t.equal(wasm['document-isolation-policy'], undefined, `${mode}: no DIP on a module`)
+    t.equal(wasm['cross-origin-opener-policy'], undefined, `${mode}: no COOP on a module`)
+  }
+  const shared = policyFor({ crossOriginIsolation: 'document', cors: { origin: '*' } })
+  t.equal(shared('sqlite3.wasm', 'application/wasm').headers['cross-origin-resource-policy'], 'cross-origin', 'CORS-shared files may be embedded cross-origin')
+})
+
 t.test('CORS with "*" is static: Allow-Origin, exposed lengths and ETag, Timing-Allow-Origin', async t => {
   const headers = policyFor({ cors: { origin: '*' } })('sqlite3.wasm', 'application/wasm').headers
   t.equal(headers['access-control-allow-origin'], '*')

@@ -126,6 +126,12 @@ t.test('start-up warnings: empty root, no index.html, features a LAN page over p
   t.same(startWarnings({ ...base, hasIndex: false, listing: false }), ['no index.html in dist: / answers 404'])
   const lan = { ...base, network: ['http://192.168.1.20:8080', 'http://10.0.0.5:8080'] }
   t.same(startWarnings({ ...lan, isolation: 'require-corp', hasBrSiblings: true }), ['not a secure context for http://192.168.1.20:8080: crossOriginIsolated stays false and browsers do not offer br; use --https'])
+  for (const isolation of ['credentialless', 'document', 'document-credentialless'] as const) {
+    t.same(startWarnings({ ...lan, isolation }), ['not a secure context for http://192.168.1.20:8080: crossOriginIsolated stays false; use --https'], `${isolation} is ignored too`)
+  }
+  t.same(startWarnings({ ...lan, isolation: 'report' }), ['not a secure context for http://192.168.1.20:8080: the report-only COOP and COEP are ignored (nothing is reported); use --https'])
+  t.same(startWarnings({ ...lan, isolation: 'document', local: 'http://localhost:8080' }), ['not a secure context for http://192.168.1.20:8080: crossOriginIsolated stays false; use --https, or open http://localhost:8080 on this machine'], 'a wildcard bind: localhost is the fix on this machine')
+  t.same(startWarnings({ ...lan, isolation: 'document', local: 'http://192.168.1.20:8080' }), ['not a secure context for http://192.168.1.20:8080: crossOriginIsolated stays false; use --https'], 'bound to the LAN address alone: localhost would not answer')
   t.same(startWarnings({ ...lan, hasBrSiblings: true }), ['not a secure context for http://192.168.1.20:8080: browsers do not offer br; use --https'])
   t.same(startWarnings(lan), [], 'nothing lost without isolation or br siblings')
   t.same(startWarnings({ ...base, isolation: 'require-corp', hasBrSiblings: true }), [], 'loopback is a secure context')
@@ -179,7 +185,7 @@ t.test('--isolate and br siblings over plain HTTP on every address: a warning th
   const site = makeSite(t, { 'index.html': '<!doctype html>', 'app.wasm': 'x', 'app.wasm.br': 'y' })
   const proc = await serveCli(t, [site, '--port', '0', '--host', '0.0.0.0', '--isolate'])
   const port = new URL(proc.url).port
-  t.same(await stderrLines(proc), [`wasm-serve: warning: not a secure context for ${lan[0]!.replace(':1', `:${port}`)}: crossOriginIsolated stays false and browsers do not offer br; use --https`])
+  t.same(await stderrLines(proc), [`wasm-serve: warning: not a secure context for ${lan[0]!.replace(':1', `:${port}`)}: crossOriginIsolated stays false and browsers do not offer br; use --https, or open http://localhost:${port} on this machine`])
   const local = await serveCli(t, [site, '--port', '0', '--isolate'])
   t.same(await stderrLines(local), [], 'on loopback: a secure context, no warning')
 })

@@ -100,8 +100,9 @@ export async function auditScript (client: Client, script: ScriptRef, add: (v: V
 /**
  * The page rules that depend on its modules: preload (each module preloaded, and with crossorigin,
  * since fetch() is a CORS request and a preload without it is another request: w3c/preload#100),
- * isolation (COOP + COEP, and under require-corp, every cross-origin module allowed by CORS or CORP),
- * secure context, and early hints (a 103 carrying the page's preload links).
+ * isolation (COOP + COEP or Document-Isolation-Policy, and under require-corp, every cross-origin
+ * module allowed by CORS or CORP), secure context, and early hints (a 103 carrying the page's preload
+ * links).
  */
 export function pageVerdicts (page: PageScan, modules: Map<string, IncomingHttpHeaders | undefined>): Finding[] {
   const verdicts: Verdict[] = [preload(page), isolation(page, modules), secureContext(page.final), earlyHints(page)]
@@ -119,23 +120,32 @@ function preload (page: PageScan): Verdict {
   return { rule, status: 'pass', evidence: `preloaded with crossorigin: ${page.modules.join(', ')}` }
 }
 
+/**
+ * Isolated by COOP same-origin + COEP, or by Document-Isolation-Policy (WICG document-isolation-policy),
+ * which isolates the page alone and keeps popups' openers, but only in Chromium 137+ (desktop).
+ */
 function isolation (page: PageScan, modules: Map<string, IncomingHttpHeaders | undefined>): Verdict {
   const rule: RuleId = 'isolation'
   const coop = header(page.answer.headers, 'cross-origin-opener-policy')?.trim().toLowerCase()
   const coep = header(page.answer.headers, 'cross-origin-embedder-policy')?.trim().toLowerCase()
-  const shown = `COOP ${coop ?? '(none)'}, COEP ${coep ?? '(none)'}`
-  if (coop !== 'same-origin' || (coep !== 'require-corp' && coep !== 'credentialless')) {
+  // DIP is a structured-field token (RFC 8941), possibly with parameters (report-to).
+  const dip = header(page.answer.headers, 'document-isolation-policy')?.split(';')[0]!.trim().toLowerCase()
+  const shown = `COOP ${coop ?? '(none)'}, COEP ${coep ?? '(none)'}${dip === undefined ? '' : `, Document-Isolation-Policy ${dip}`}`
+  const byCoop = coop === 'same-origin' && (coep === 'require-corp' || coep === 'credentialless')
+  const byDip = dip === 'isolate-and-require-corp' || dip === 'isolate-and-credentialless'
+  if (!byCoop && !byDip) {
     return { rule, status: 'warn', evidence: `${shown}: crossOriginIsolated is false, so no SharedArrayBuffer and no wasm threads` }
   }
   const origin = new URL(page.final).origin
   // Under require-corp a cross-origin response loads only with CORS (fetch() is CORS mode) or CORP
   // cross-origin; credentialless drops credentials instead and lets it through.
+  const requireCorp = (byCoop && coep === 'require-corp') || dip === 'isolate-and-require-corp'
   const blocked = [...modules.entries()].filter(([m, h]) => {
-    if (coep !== 'require-corp' || new URL(m).origin === origin || h === undefined) return false
+    if (!requireCorp || new URL(m).origin === origin || h === undefined) return false
     return header(h, 'access-control-allow-origin') === undefined && header(h, 'cross-origin-resource-policy')?.trim().toLowerCase() !== 'cross-origin'
   })
   if (blocked.length > 0) return { rule, status: 'fail', evidence: `${shown}, but ${blocked.map(([m]) => m).join(', ')} has neither CORS nor Cross-Origin-Resource-Policy: cross-origin: the page cannot load it` }
-  return { rule, status: 'pass', evidence: `${shown}: crossOriginIsolated possible` }
+  return { rule, status: 'pass', evidence: `${shown}: crossOriginIsolated possible${byCoop ? '' : ' in Chromium 137+ (other browsers ignore Document-Isolation-Policy)'}` }
 }
 
 function secureContext (url: string): Verdict {

@@ -38,7 +38,7 @@ export const RULES: Rule[] = [
   { id: 'head', summary: 'HEAD has the status, type, length and encoding of GET (D9)' },
   { id: 'cache-policy', summary: 'hashed names cached long, plain names revalidated, pages never pinned (D10)' },
   { id: 'preload', summary: "the page's modules are preloaded, with crossorigin (D11)" },
-  { id: 'isolation', summary: 'COOP + COEP make crossOriginIsolated possible; cross-origin modules allowed (D12)' },
+  { id: 'isolation', summary: 'COOP + COEP (or Document-Isolation-Policy) make crossOriginIsolated possible; cross-origin modules allowed (D12)' },
   { id: 'secure-context', summary: 'the page is https or loopback (br, crossOriginIsolated need it)' },
   { id: 'cors', summary: 'modules used by pages of another origin allow it and expose the decoded length (D13)' },
   { id: 'early-hints', summary: 'a page with preload links sends them early in a 103 (D11)' },
