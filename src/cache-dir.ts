@@ -37,6 +37,12 @@ export interface CacheDirOptions {
   log: Logger
   /** Whether the catalog streams `file` from disk just now for one of `assets`: it is then neither touched nor evicted. */
   inUse: (file: string, assets: ReadonlySet<string>) => boolean
+  /**
+   * Another process manages the directory (--workers: the encoder, onthefly.ts): this one reads it
+   * and never marks a file used nor evicts one. Marking moves the ctime the other process's streamed
+   * responses check (file-identity.ts), and only the encoder knows what it streams from.
+   */
+  readOnly?: boolean
 }
 
 export class CacheDir {
@@ -82,7 +88,7 @@ export class CacheDir {
   async lookup (name: string, asset: string): Promise<Stats | undefined> {
     const file = this.path(name)
     const known = this.entries.get(name)
-    if (known === undefined || !this.opts.inUse(file, known.assets)) {
+    if (this.opts.readOnly !== true && (known === undefined || !this.opts.inUse(file, known.assets))) {
       const now = new Date()
       await utimes(file, now, now).catch(() => undefined)
     }
@@ -132,6 +138,7 @@ export class CacheDir {
 
   /** Evicts the least recently used files until the directory holds at most `maxSize` bytes. */
   async prune (): Promise<void> {
+    if (this.opts.readOnly === true) return
     // Each entry is looked at once at most: one in use goes to the end, as used.
     for (let n = this.entries.size; n > 0 && this.total > this.opts.maxSize; n--) {
       const [name, entry] = this.entries.entries().next().value as [string, Entry]

@@ -6,6 +6,7 @@
  * other failure 1.
  */
 import { spawn } from 'node:child_process'
+import cluster from 'node:cluster'
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -17,13 +18,13 @@ import { checkDirectory } from './args.js'
 import { nearest } from './nearest.js'
 import { helpText, parseCli } from './config.js'
 import { publishAddress } from './healthcheck.js'
-import { createServer } from './server.js'
 import { EXIT, StartError, startErrorText, UsageError } from './start-errors.js'
 import { printable } from './printable.js'
 import { loadTls, type TlsMaterial } from './tls.js'
 import { bannerText, localUrl, networkHosts, networkUrls, openerFor, servingLine, startWarnings } from './banner.js'
 import { devCertDir, trustAdvice } from './dev-cert.js'
 import type { ResolvedOptions } from './options.js'
+import { lineWriter, primaryLog, probePort, runPrimary, startWorker, workerCount, type Served } from './workers.js'
 
 const DEMO = fileURLToPath(new URL('../public', import.meta.url))
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
@@ -45,19 +46,64 @@ async function main (argv: string[]): Promise<number> {
   const root = cli.options.root ?? DEMO
   const label = cli.rootLabel ?? 'the demo'
   checkDirectory(root, label, folder => `serve its folder with \`wasm-serve ${folder}\``)
-  // The certificate names the LAN addresses too, so the Network URLs the banner prints verify.
-  const tls = await loadTls(cli.options.https, devCertDir(process.env), networkHosts(cli.options.host))
   // Listings are on in the CLI unless asked off (null: not said; the plugin's default is off).
   const options = { ...cli.options, root, listing: cli.options.listing ?? true }
+  // --workers (src/workers.ts): a worker takes its port and certificate from the primary.
+  if (cluster.isWorker) return serveAsWorker(options)
+  // The certificate names the LAN addresses too, so the Network URLs the banner prints verify.
+  const tls = await loadTls(cli.options.https, devCertDir(process.env), networkHosts(cli.options.host))
+  const workers = workerCount(cli.options.workers)
+  // The primary serves nothing: it never loads the server (Fastify, the plugin), ~30 MB less RSS.
+  if (workers > 1) return servePrimary({ cli, label, options, tls, workers })
+  const { createServer } = await import('./server.js')
   const app = await createServer({ options, ...(tls !== undefined ? { tls } : {}) })
   // Not bound: the app's watchers and timers would keep the process alive after the message.
-  const address = await listen(app, cli.options.host, cli.options.port, cli.portFrom).catch(async (err: unknown) => { await app.close(); throw err })
+  const address = await listen(port => app.listen({ host: cli.options.host, port }), cli.options.host, cli.options.port, cli.portFrom).catch(async (err: unknown) => { await app.close(); throw err })
   // Published before it is announced: whoever waits for the serving line may read the file at once.
   publishAddress({ address: app.server.address(), host: cli.options.host, tls: tls !== undefined, env: process.env })
-  announce({ label, address, tls, app, options })
+  announce({ label, address, tls, served: servedBy(app, address), options })
   if (cli.options.open) openBrowser(localUrl(address, cli.options.host))
   closeOnSignals(app)
   return EXIT.ok
+}
+
+/** `--workers N`: the primary picks the port (as the single process would), then runs the workers on it. */
+async function servePrimary (input: { cli: ReturnType<typeof parseCli>, label: string, options: Announce['options'], tls: TlsMaterial | undefined, workers: number }): Promise<number> {
+  const { cli, options, tls } = input
+  const host = cli.options.host
+  let port = 0
+  await listen(async tryPort => { port = await probePort(host, tryPort); return '' }, host, cli.options.port, cli.portFrom)
+  return runPrimary({
+    count: input.workers,
+    port,
+    tls,
+    graceMs: SHUTDOWN_GRACE_MS,
+    log: primaryLog(options.logLevel, options.logFormat),
+    announce: served => {
+      publishAddress({ address: { address: host, family: 'IPv4', port: served.port }, host, tls: tls !== undefined, env: process.env })
+      announce({ label: input.label, address: served.address, tls, served, options })
+      if (cli.options.open) openBrowser(localUrl(served.address, host))
+    },
+  })
+}
+
+/** One of the workers: the server as above, bound where the primary says, draining when it says. */
+async function serveAsWorker (options: Announce['options']): Promise<number> {
+  const worker = await startWorker()
+  const { start } = worker
+  const { createServer } = await import('./server.js')
+  const logStream = lineWriter(process.stdout.fd, process.stdout.isTTY)
+  const app = await createServer({ options, logStream, share: worker.share, ...(start.tls !== undefined ? { tls: start.tls } : {}) })
+  // `exclusive`: a cluster worker binds its own socket instead of asking the primary for a shared one.
+  const balance = start.reusePort ? { exclusive: true, reusePort: true } : {}
+  const address = await app.listen({ host: options.host, port: start.port, ...balance } as { host: string, port: number }).catch(async (err: unknown) => { await app.close(); throw err })
+  worker.onDrain(closeOnSignals(app))
+  worker.listening(app, address)
+  return EXIT.ok
+}
+
+function servedBy (app: FastifyInstance, address: string): Served {
+  return { port: (app.server.address() as { port: number }).port, address, files: app.wasmServe.files, hasBrSiblings: app.wasmServe.hasSiblings('br') }
 }
 
 /**
@@ -65,11 +111,11 @@ async function main (argv: string[]): Promise<number> {
  * a flag, PORT, the config file) does not: behind a port mapping or on a PaaS another port is
  * unreachable, so a taken one is an error (exit 1: it fails at run time, docs/delivery.md "Exit codes").
  */
-async function listen (app: FastifyInstance, host: string, port: number, portFrom: string | undefined): Promise<string> {
+async function listen (bind: (port: number) => Promise<string>, host: string, port: number, portFrom: string | undefined): Promise<string> {
   for (let attempt = 0; ; attempt++) {
     const tryPort = port === 0 ? 0 : port + attempt
     try {
-      const address = await app.listen({ host, port: tryPort })
+      const address = await bind(tryPort)
       if (attempt > 0) process.stderr.write(`wasm-serve: port ${port} is in use, using ${tryPort} instead\n`)
       return address
     } catch (err) {
@@ -89,7 +135,7 @@ interface Announce {
   label: string
   address: string
   tls: TlsMaterial | undefined
-  app: FastifyInstance
+  served: Served
   options: ResolvedOptions & { root: string }
 }
 
@@ -98,11 +144,10 @@ interface Announce {
  * What a certificate needs is said before it: whoever waits for the serving line has it all by then.
  */
 function announce (input: Announce): void {
-  const { tls, app, options } = input
-  const port = (app.server.address() as { port: number }).port
-  const network = networkUrls(options.host, port, tls === undefined ? 'http' : 'https')
+  const { tls, served, options } = input
+  const network = networkUrls(options.host, served.port, tls === undefined ? 'http' : 'https')
   const listing = options.listing === true
-  const files = app.wasmServe.files
+  const files = served.files
   const warn = (line: string) => process.stderr.write(`wasm-serve: warning: ${line}\n`)
   if (tls?.notKept !== undefined) warn(`${tls.notKept}; this certificate lasts until the server stops`)
   if (tls?.selfSigned === true) {
@@ -121,7 +166,7 @@ function announce (input: Announce): void {
     hasIndex: isFile(join(options.root, 'index.html')),
     listing,
     isolation: options.crossOriginIsolation,
-    hasBrSiblings: app.wasmServe.hasSiblings('br'),
+    hasBrSiblings: served.hasBrSiblings,
     tls: tls !== undefined,
     network,
     local: localUrl(input.address, options.host),
@@ -150,9 +195,10 @@ function openBrowser (url: string): void {
  * SIGTERM/SIGINT: stop accepting, let in-flight responses finish, exit 0. Responses still under way
  * when the grace period ends are cut, and the last log line says how many (0 on a clean stop). A
  * second signal while waiting exits at once with 128 + its number, as a shell reports a process the
- * signal killed (130 SIGINT, 143 SIGTERM): whoever sent it asked for no clean stop.
+ * signal killed (130 SIGINT, 143 SIGTERM): whoever sent it asked for no clean stop. Returns the same
+ * graceful stop for a worker's primary to ask for (src/workers.ts): asked twice, it is not a second signal.
  */
-function closeOnSignals (app: FastifyInstance): void {
+function closeOnSignals (app: FastifyInstance): (signal: 'SIGTERM' | 'SIGINT') => void {
   let closing = false
   // HTTP/2 sessions (a browser tab keeps one open) are not connections server.close() ends by itself.
   const sessions = new Set<{ close: () => void, destroy: () => void }>()
@@ -187,6 +233,7 @@ function closeOnSignals (app: FastifyInstance): void {
   }
   process.on('SIGTERM', () => close('SIGTERM'))
   process.on('SIGINT', () => close('SIGINT'))
+  return signal => { if (!closing) close(signal) }
 }
 
 /**

@@ -47,6 +47,7 @@ export const FLAGS: Flag[] = [
   { name: 'log-level', key: 'logLevel', arg: 'LEVEL', choices: constants('logLevel'), doc: 'fatal, error, warn, info (default), debug, trace or silent' },
   { name: 'log-format', key: 'logFormat', arg: 'FORMAT', choices: constants('logFormat'), doc: 'pretty (one human line per request; the default on a terminal) or json (pino; the default otherwise)' },
   { name: 'no-listing', key: 'listing', doc: 'answer a directory without index.html with 404 instead of a listing of its files', toOption: () => false },
+  { name: 'workers', key: 'workers', arg: 'N', doc: 'processes serving the port: N, or auto for one per core (default 1; see README "Workers")', toOption: toNumber },
   { name: 'open', key: 'open', doc: 'open the local URL in the default browser once listening' },
   { name: 'help', short: 'h', doc: 'show this help' },
   { name: 'version', short: 'v', doc: 'show the version' },

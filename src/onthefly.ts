@@ -10,6 +10,12 @@
  * Files under node_modules/ (and the like: DEPENDENCY_DIRS) wait for their first request instead: a `wasm-serve .` in a project root
  * would otherwise spend its first minutes encoding tens of thousands of dependency files nobody asks
  * for (measured in docs/memory.md: 10,417 of them in 30 s on this repository's dependencies).
+ *
+ * With `--workers N` (src/workers.ts) N processes serve one root; each would encode every file.
+ * An EncodingShare makes one of them the encoder and the others followers: a follower reads the
+ * encodings from the cache directory (which all share) instead of making them, and reads again when
+ * the encoder says it made one. Without a usable cache directory there is nothing to share through,
+ * and a follower encodes for itself, as a single process does.
  */
 import { readFile } from 'node:fs/promises'
 import { CacheDir } from './cache-dir.js'
@@ -56,12 +62,30 @@ export function encodable (opts: Encodable): (path: string, size: number) => boo
 /** What the cache names an original's encodings by: its content hash (its identity ETag, unquoted). */
 const keyOf = (asset: Asset): string => asset.identity.etag.replaceAll('"', '')
 
+/**
+ * How processes serving one root share their encodings (src/workers.ts implements it over cluster IPC).
+ * One is the encoder: it makes every encoding and manages the cache directory (marks used, evicts).
+ * The others follow: they read the directory only, so they never move the ctime of a file the encoder
+ * streams from (file-identity.ts) nor evict one it holds.
+ */
+export interface EncodingShare {
+  encoder: boolean
+  /** The encoder made encodings of `path` (whose identity ETag is `etag`): the others read them. */
+  made: (path: string, etag: string) => void
+  /** A follower had a request for a deferred file (isDependency): the encoder makes its encodings now. */
+  request: (path: string) => void
+  /** What the other processes say: `made` reaches followers, `requested` the encoder. */
+  listen: (listener: { made: (path: string, etag: string) => void, requested: (path: string) => void }) => void
+}
+
 export interface OnTheFlyOptions extends Encodable {
   /** Absolute cache directory (already checked to be outside the root), or null for memory only. */
   cacheDir: string | null
   /** Bytes the cache directory may hold (least recently used files are evicted beyond it). */
   cacheMaxSize: number
   log: Logger
+  /** Set when other processes serve the same root (--workers). */
+  share?: EncodingShare
 }
 
 export class OnTheFly {
@@ -77,13 +101,20 @@ export class OnTheFly {
   private readonly cacheReady: Promise<CacheDir | null>
   private readonly tokens: EncodingToken[]
   private readonly wants: (path: string, size: number) => boolean
+  /** A follower with a usable cache directory: encodings are read from it, never made here. */
+  private follows = false
+  /** Encodings made here (not read back from the cache). */
+  private made = 0
 
   /** Listens to `catalog` for every file indexed, from now on. */
   constructor (private readonly catalog: Catalog, private readonly opts: OnTheFlyOptions) {
-    const { cacheDir, cacheMaxSize: maxSize, log } = opts
+    const { cacheDir, cacheMaxSize: maxSize, log, share } = opts
+    const follower = share?.encoder === false
     this.cacheReady = cacheDir === null
       ? Promise.resolve(null)
-      : CacheDir.open({ dir: cacheDir, maxSize, log, inUse: (file, assets) => this.streamedFrom(file, assets) })
+      : CacheDir.open({ dir: cacheDir, maxSize, log, readOnly: follower, inUse: (file, assets) => this.streamedFrom(file, assets) })
+    if (follower) void this.cacheReady.then(cache => { this.follows = cache !== null })
+    share?.listen({ made: (path, etag) => this.adopt(path, etag), requested: path => this.requestedPath(path) })
     this.tokens = makeable(opts.tokens)
     this.wants = encodable(opts)
     catalog.subscribe(asset => this.schedule(asset))
@@ -108,6 +139,23 @@ export class OnTheFly {
     if (waiting === undefined || this.closed) return
     this.deferred.delete(asset.path)
     this.queue.set(asset.path, waiting)
+    this.kick()
+    // A follower only finds what the encoder has made: the encoder is asked to make it.
+    if (this.opts.share?.encoder === false) this.opts.share.request(asset.path)
+  }
+
+  /** The encoder: a follower had a request for a deferred file. */
+  private requestedPath (path: string): void {
+    const waiting = this.deferred.get(path)
+    if (waiting !== undefined) this.requested(waiting)
+  }
+
+  /** A follower: the encoder made encodings of this file; they are read from the cache directory. */
+  private adopt (path: string, etag: string): void {
+    const asset = this.catalog.get(path)
+    if (this.closed || asset === undefined || asset.identity.etag !== etag) return
+    this.deferred.delete(path)
+    this.queue.set(path, asset)
     this.kick()
   }
 
@@ -168,35 +216,44 @@ export class OnTheFly {
   private async encodeAsset (asset: Asset): Promise<void> {
     const key = keyOf(asset)
     const started = performance.now()
+    const madeBefore = this.made
     const reps: Loaded[] = []
     for (const token of this.missing(asset)) {
       const rep = asset.identity.body !== null
         ? await this.fromMemory({ name: `${key}.${token}`, token, asset })
         : await this.fromDisk({ key, token, asset })
       if (rep === 'changed') return // changed on disk since it was indexed: its re-index schedules it again
+      if (rep === 'later') continue // a follower: not made yet; the encoder says when it is
       if (rep === undefined) this.useless.add(`${asset.identity.etag}:${token}`)
       else reps.push(rep)
     }
-    if (reps.length > 0 && this.catalog.addEncodings(asset.path, asset.identity.etag, reps)) {
-      this.opts.log.info({ path: asset.path, encodings: reps.map(r => `${r.coding} ${r.size}`), ms: Math.round(performance.now() - started) }, 'compressed on the fly')
+    if (reps.length === 0 || !this.catalog.addEncodings(asset.path, asset.identity.etag, reps)) return
+    const encodings = reps.map(r => `${r.coding} ${r.size}`)
+    if (this.follows) {
+      this.opts.log.debug({ path: asset.path, encodings }, 'encodings read from the cache directory (made by another worker)')
+      return
     }
+    this.opts.log.info({ path: asset.path, encodings, ms: Math.round(performance.now() - started) }, 'compressed on the fly')
+    if (this.made > madeBefore) this.opts.share?.made(asset.path, asset.identity.etag)
   }
 
   private level (size: number): Level { return size > DENSE_ABOVE ? 'dense' : 'max' }
 
   /** A file held in memory: encode the buffer, keep the result in memory if it fits, and in the cache dir. */
-  private async fromMemory (input: { name: string, token: EncodingToken, asset: Asset }): Promise<Loaded | undefined> {
+  private async fromMemory (input: { name: string, token: EncodingToken, asset: Asset }): Promise<Loaded | 'later' | undefined> {
     const { name, token, asset } = input
     const bytes = asset.identity.body!
     const cache = await this.cacheReady
     const hit = cache === null ? undefined : await cache.read(name, asset.path)
     let out = hit?.bytes
     let onDisk = hit?.stats
+    if (out === undefined && this.follows) return 'later'
     if (out === undefined) {
       // The encoder's working memory is charged to the budget too (measured: brotli over a root that
       // fills a 64 MB budget added ~35 MB of RSS): without headroom only gzip is made here.
       if (token !== 'gzip' && !this.catalog.fits(ENCODER_WORKING_MEMORY)) return undefined
       out = await encodeAbortable(bytes, token, this.level(bytes.length), this.abort.signal)
+      this.made++
       if (out.length >= bytes.length) return undefined // would not be smaller (D4, like siblings in D3)
       onDisk = await cache?.write(name, out, asset.path)
     }
@@ -212,7 +269,7 @@ export class OnTheFly {
    * break the budget the user set (an encoding already in the cache is used whatever its kind).
    * Precompress such files with `wasm-serve compress` for br and zstd. Without a cache dir: nothing.
    */
-  private async fromDisk (input: { key: string, token: EncodingToken, asset: Asset }): Promise<Loaded | 'changed' | undefined> {
+  private async fromDisk (input: { key: string, token: EncodingToken, asset: Asset }): Promise<Loaded | 'changed' | 'later' | undefined> {
     const { key, token, asset } = input
     const cache = await this.cacheReady
     if (cache === null) return undefined
@@ -220,9 +277,11 @@ export class OnTheFly {
     const file = cache.path(name)
     let cached = await cache.lookup(name, asset.path)
     let etag: string | undefined
+    if (cached === undefined && this.follows) return 'later'
     if (cached === undefined && token !== 'gzip') return undefined
     if (cached === undefined) {
       const result = await encodeFile({ src: asset.identity.file, dest: file, size: asset.identity.size, token, level: this.level(asset.identity.size), signal: this.abort.signal })
+      this.made++
       if (result.inputHash !== key) { await cache.discard(name); return 'changed' }
       if (result.size >= asset.identity.size) { await cache.discard(name); return undefined }
       etag = `"${result.outputHash}"`

@@ -28,7 +28,7 @@ import { sendError } from './http-errors.js'
 import { sendListing } from './listing.js'
 import { corsFor, preflight } from './cors.js'
 import { withHttpsOnly } from './security.js'
-import { encodable, OnTheFly } from './onthefly.js'
+import { encodable, OnTheFly, type EncodingShare } from './onthefly.js'
 import { healthOf } from './health.js'
 import { reportSink, reportSinkNeeded } from './report-sink.js'
 import { OptionsError } from './options.js'
@@ -62,6 +62,8 @@ export interface WasmServePluginOptions extends Omit<WasmServeOptions, 'root'> {
   prefix?: string
   /** Watch the root's directories for changes (D16). Default true; false also turns the periodic check off unless `revalidate` is given. */
   watch?: boolean
+  /** Processes serving the same root make each encoding once (the CLI's --workers, src/workers.ts). */
+  share?: EncodingShare
 }
 
 export type { WasmServeOptions, ResolvedOptions } from './options.js'
@@ -71,7 +73,7 @@ export { NoRootError, StartError } from './start-errors.js'
 const STATIC_METHODS = ['GET', 'HEAD'] as const
 
 async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePluginOptions): Promise<void> {
-  const { prefix: rawPrefix = '', watch = true, ...rest } = pluginOptions
+  const { prefix: rawPrefix = '', watch = true, share, ...rest } = pluginOptions
   const opts = resolveOptions(rest, 'wasm-serve options', PLUGIN_KEYS)
   const revalidate = watch || rest.revalidate !== undefined ? opts.revalidate : 0
   const prefix = prefixOf(rawPrefix)
@@ -93,7 +95,7 @@ async function wasmServe (fastify: FastifyInstance, pluginOptions: WasmServePlug
     encodable: onTheFly ? encodable({ tokens, minSize }) : () => false,
   })
   const deltas = Deltas.supported ? new Deltas({ catalog, dirs: opts.dictionaries.map(d => resolvePathOnDisk(d)), prefix, policy, maxBytes: Math.min(64 * 1024 * 1024, opts.memoryBudget / 4), log: fastify.log }) : undefined
-  const compression = onTheFly ? new OnTheFly(catalog, { tokens, minSize, cacheDir, cacheMaxSize: opts.compress.cacheMaxSize, log: fastify.log }) : undefined
+  const compression = onTheFly ? new OnTheFly(catalog, { tokens, minSize, cacheDir, cacheMaxSize: opts.compress.cacheMaxSize, log: fastify.log, ...(share !== undefined ? { share } : {}) }) : undefined
   await catalog.load()
   await deltas?.ready()
   if (deltas === undefined) sayNoDeltas(opts, fastify.log)

@@ -11,6 +11,7 @@ import { sendError } from './http-errors.js'
 import { guard, http2Settings, serverOptions } from './limits.js'
 import type { ResolvedOptions } from './options.js'
 import type { TlsMaterial } from './tls.js'
+import type { EncodingShare } from './onthefly.js'
 import { chooseFormat, prettyStream, useColour } from './log-format.js'
 
 export interface ServerInput {
@@ -21,6 +22,8 @@ export interface ServerInput {
   tls?: TlsMaterial
   /** Answer files held in memory before Fastify's router (fast-path.ts); default true. false: every request goes through Fastify (tests compare the two). */
   fastPath?: boolean
+  /** One of several workers (src/workers.ts): encodings made on the fly are shared with the others. */
+  share?: EncodingShare
 }
 
 export async function createServer (input: ServerInput): Promise<FastifyInstance> {
@@ -64,8 +67,8 @@ export async function createServer (input: ServerInput): Promise<FastifyInstance
     if (status === 500) request.log.error({ err }, 'request failed')
     return sendError(reply, status)
   })
-  const { logLevel: _level, logFormat: _format, open: _open, host: _host, port: _port, https: _https, limits: _limits, ...pluginOptions } = options
-  await app.register(wasmServe, { ...pluginOptions, healthz: true, methodNotAllowed: true })
+  const { logLevel: _level, logFormat: _format, open: _open, workers: _workers, host: _host, port: _port, https: _https, limits: _limits, ...pluginOptions } = options
+  await app.register(wasmServe, { ...pluginOptions, healthz: true, methodNotAllowed: true, ...(input.share !== undefined ? { share: input.share } : {}) })
   if (input.fastPath !== false) answerHitsFirst(app, logsRequests)
   return app
 }

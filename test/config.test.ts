@@ -328,7 +328,7 @@ t.test('usage mistakes are UsageErrors naming what is wrong', async t => {
 })
 
 t.test('every flag that takes a value takes it as --flag value and as --flag=value', async t => {
-  const values: Record<string, string> = { port: '4100', host: '::1', config: join(CONF, 'empty.json'), isolate: 'credentialless', cors: 'https://a.example', spa: 'app.html', preload: '/a.wasm', 'tls-cert': 'c.pem', 'tls-key': 'k.pem', dictionaries: 'old', 'memory-budget': '64MB', 'log-level': 'debug', immutable: 'media/**', 'no-cache': 'app-*.js', 'log-format': 'json', secure: 'report-only' }
+  const values: Record<string, string> = { port: '4100', host: '::1', config: join(CONF, 'empty.json'), isolate: 'credentialless', cors: 'https://a.example', spa: 'app.html', preload: '/a.wasm', 'tls-cert': 'c.pem', 'tls-key': 'k.pem', dictionaries: 'old', 'memory-budget': '64MB', 'log-level': 'debug', immutable: 'media/**', 'no-cache': 'app-*.js', 'log-format': 'json', secure: 'report-only', workers: '2' }
   writeConfig('empty.json', {})
   for (const flag of FLAGS.filter(f => f.arg !== undefined)) {
     const value = values[flag.name]
