@@ -127,8 +127,9 @@ export function startWarnings (input: WarningInput): string[] {
 
 /** What an isolation mode loses outside a secure context (D12 in docs/delivery.md); '' for none. */
 function isolationLost (mode: WarningInput['isolation']): string {
-  if (mode === false) return ''
-  return mode === 'report' ? 'the report-only COOP and COEP are ignored (nothing is reported)' : 'crossOriginIsolated stays false'
+  // The report mode has a warning of its own below: over http nothing is reported, LAN or not.
+  if (mode === false || mode === 'report') return ''
+  return 'crossOriginIsolated stays false'
 }
 
 /** The command that opens a URL in the default browser here; WASM_SERVE_OPENER names another (tests, a given browser). */

@@ -129,7 +129,7 @@ t.test('start-up warnings: empty root, no index.html, features a LAN page over p
   for (const isolation of ['credentialless', 'document', 'document-credentialless'] as const) {
     t.same(startWarnings({ ...lan, isolation }), ['not a secure context for http://192.168.1.20:8080: crossOriginIsolated stays false; use --https'], `${isolation} is ignored too`)
   }
-  t.same(startWarnings({ ...lan, isolation: 'report' }), ['not a secure context for http://192.168.1.20:8080: the report-only COOP and COEP are ignored (nothing is reported); use --https'])
+  t.same(startWarnings({ ...lan, isolation: 'report' }), ['--isolate=report: Chromium posts reports only from https:// pages, so none reach the report sink over http (even on localhost); use --https, or serve behind HTTPS (DevTools\' Issues panel lists them meanwhile)'], 'report mode: one warning, LAN or not')
   t.same(startWarnings({ ...lan, isolation: 'document', local: 'http://localhost:8080' }), ['not a secure context for http://192.168.1.20:8080: crossOriginIsolated stays false; use --https, or open http://localhost:8080 on this machine'], 'a wildcard bind: localhost is the fix on this machine')
   t.same(startWarnings({ ...lan, isolation: 'document', local: 'http://192.168.1.20:8080' }), ['not a secure context for http://192.168.1.20:8080: crossOriginIsolated stays false; use --https'], 'bound to the LAN address alone: localhost would not answer')
   t.same(startWarnings({ ...lan, hasBrSiblings: true }), ['not a secure context for http://192.168.1.20:8080: browsers do not offer br; use --https'])
