@@ -24,6 +24,11 @@ export interface IndexContext {
   /** Whether a file's bytes are held in memory (the memory budget). */
   inMemory: (rel: string, size: number) => boolean
   warn: WarnOnce
+  /**
+   * The files a walk has just found and stat'ed (start-up): a name it did not find is no file, so
+   * a group is indexed without a realpath and a stat for each sibling name that may exist.
+   */
+  walked?: ReadonlyMap<string, FileFacts>
 }
 
 /** The largest HTML page read again for its policy when its bytes are not held in memory. */
@@ -34,8 +39,9 @@ const MTIME_TOLERANCE_MS = 2000
 
 /** Every path of a group: the file and each sibling name (undefined where nothing is served). */
 export async function indexGroup (ctx: IndexContext, base: string): Promise<Map<string, Asset | undefined>> {
-  const original = await ctx.root.statFile(base)
-  const siblings = await Promise.all(ENCODINGS.map(e => ctx.root.statFile(base + e.suffix)))
+  const facts = (rel: string) => ctx.walked !== undefined ? ctx.walked.get(rel) : ctx.root.statFile(rel)
+  const original = await facts(base)
+  const siblings = await Promise.all(ENCODINGS.map(e => facts(base + e.suffix)))
   const loaded = new Map<string, Promise<Loaded>>()
   const load = (facts: FileFacts, coding: Loaded['coding']): Promise<Loaded> => {
     let bytes = loaded.get(facts.rel)

@@ -13,6 +13,7 @@ import { hashBuffers } from './etag.js'
 import { indexGroup, withEncodings, type IndexContext } from './assets.js'
 import { Freshness } from './freshness.js'
 import { MAX_IN_MEMORY } from './load.js'
+import { forEachLimited } from './parallel.js'
 import { isTransient, transientLog, Unavailable } from './transient.js'
 import type { PolicyOf } from './policy.js'
 import type { Asset, Loaded, Logger } from './types.js'
@@ -32,8 +33,8 @@ export interface CatalogOptions {
   revalidateMs: number
 }
 
-/** Groups indexed at once while the root is walked. */
-const PARALLEL = 8
+/** Groups indexed at once while the root is walked: a steady pool that keeps libuv's 4 threads busy. */
+const PARALLEL = 16
 
 export class Catalog {
   private readonly byPath = new Map<string, Asset>()
@@ -68,10 +69,12 @@ export class Catalog {
       const { files, dirs } = await this.root.walk('')
       for (const [dir, ino] of dirs) this.dirMap.set(dir, ino)
       const admitted = admit(files, this.opts.memoryBudget)
-      const ctx = { ...this.ctx, inMemory: (rel: string) => admitted.has(rel) }
+      // The walk's stats stand for the look-ups indexing would make again (assets.ts).
+      const walked = new Map(files.map(f => [f.rel, f]))
+      const ctx = { ...this.ctx, inMemory: (rel: string) => admitted.has(rel), walked }
       const bases = [...new Set(files.map(f => originalName(f.rel)))]
       // A file that cannot be read just now (logged) is looked up again when first requested.
-      for (let i = 0; i < bases.length; i += PARALLEL) await Promise.all(bases.slice(i, i + PARALLEL).map(b => this.index(b, ctx).catch(() => {})))
+      await forEachLimited(bases, PARALLEL, b => this.index(b, ctx).catch(() => {}))
     } finally {
       hashBuffers.keepAtMost(1)
       this.markLoaded()

@@ -38,6 +38,8 @@ export interface FreshnessOptions {
 
 /** Stats run this many at a time: a check never floods libuv's thread pool. */
 const STATS_AT_ONCE = 16
+/** Watchers set in one turn of the event loop at start-up. */
+const WATCH_AT_ONCE = 256
 /** A check takes at most a tenth of the time on a very large root. */
 const DUTY = 10
 
@@ -50,10 +52,24 @@ export class Freshness {
     this.watchers = opts.watch ? new DirWatchers(dir => target.root.abs(dir), rel => this.changed(rel), opts.warn) : undefined
   }
 
-  /** Watches what the catalog knows now, and starts the periodic check. */
+  /**
+   * Watches what the catalog knows now, and starts the periodic check. A large root's watchers are
+   * set WATCH_AT_ONCE directories a turn of the event loop: setting one costs ~0.1 ms (an inotify
+   * watch and a handle), 0.5 s for 5,000 directories that would otherwise come before the server listens.
+   */
   start (): void {
-    this.watchers?.sync(this.target.dirs().keys())
+    const dirs = [...this.target.dirs().keys()]
+    this.watchers?.sync(dirs.slice(0, WATCH_AT_ONCE))
+    if (dirs.length > WATCH_AT_ONCE) void this.watchRest(dirs.slice(WATCH_AT_ONCE))
     this.schedule(this.opts.revalidateMs)
+  }
+
+  private async watchRest (dirs: string[]): Promise<void> {
+    for (let i = 0; i < dirs.length && !this.closed; i += WATCH_AT_ONCE) {
+      await new Promise(resolve => setImmediate(resolve))
+      // A directory forgotten meanwhile (removed, rescanned) is not watched.
+      this.watchers?.add(dirs.slice(i, i + WATCH_AT_ONCE).filter(dir => this.target.dirs().has(dir)))
+    }
   }
 
   /** A directory the catalog learnt of while serving (a request found it). */

@@ -24,7 +24,13 @@ export class DirWatchers {
     for (const [dir, watcher] of this.watchers) {
       if (!wanted.has(dir)) { watcher.close(); this.watchers.delete(dir) }
     }
-    for (const dir of wanted) if (!this.watchers.has(dir)) this.add(dir)
+    for (const dir of wanted) if (!this.watchers.has(dir)) this.watchOne(dir)
+  }
+
+  /** Watches these directories too (those not watched yet), leaving every other watch as it is. */
+  add (dirs: Iterable<string>): void {
+    if (this.closed) return
+    for (const dir of dirs) if (!this.watchers.has(dir)) this.watchOne(dir)
   }
 
   /** Watches `dir` and everything below it anew: a watch follows an inode, and the directory may be another one now. */
@@ -43,7 +49,7 @@ export class DirWatchers {
     this.pending.clear()
   }
 
-  private add (dir: string): void {
+  private watchOne (dir: string): void {
     try {
       const watcher = watch(this.abs(dir), { persistent: false }, (_event, name) => {
         if (name !== null) this.schedule(dir === '' ? String(name) : `${dir}/${String(name)}`)
