@@ -20,6 +20,7 @@ import { helpText, parseCli } from './config.js'
 import { publishAddress } from './healthcheck.js'
 import { EXIT, StartError, startErrorText, UsageError } from './start-errors.js'
 import { printable } from './printable.js'
+import { destroyWhenAcknowledged } from './socket-drain.js'
 import { loadTls, type TlsMaterial } from './tls.js'
 import { bannerText, localUrl, networkHosts, networkUrls, openerFor, servingLine, startWarnings } from './banner.js'
 import { devCertDir, trustAdvice } from './dev-cert.js'
@@ -264,6 +265,8 @@ function keepSendingOnClose (app: FastifyInstance): void {
   if (typeof server.closeIdleConnections !== 'function') return
   const sockets = new Set<Socket>()
   const track = (socket: Socket) => { sockets.add(socket); socket.on('close', () => sockets.delete(socket)) }
+  const destroyWhenRead = destroyWhenAcknowledged()
+  const endThenDestroy = (socket: Socket) => { socket.end(); destroyWhenRead(socket) }
   if (server instanceof TlsServer) server.on('secureConnection', (socket: TLSSocket) => { if (socket.alpnProtocol !== 'h2') track(socket) })
   else server.on('connection', track)
   server.closeIdleConnections = function closeIdleConnections () {
@@ -271,10 +274,11 @@ function keepSendingOnClose (app: FastifyInstance): void {
       const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
       // end(), not destroy(): a response Node counts as finished may still have its last bytes in the
       // kernel's buffers, and a container's network is torn down as soon as the process exits, dropping
-      // them. The FIN follows those bytes; the socket closes once the client has read them and closed
-      // its side (the grace period bounds a client that never does).
-      if (res == null || res.writableFinished) socket.end()
-      else res.once('finish', () => socket.end())
+      // them. The FIN follows those bytes; the socket is destroyed once the client has acknowledged
+      // them (socket-drain.ts), or closes when the client closes its side (the grace period bounds
+      // a client that never does).
+      if (res == null || res.writableFinished) endThenDestroy(socket)
+      else res.once('finish', () => endThenDestroy(socket))
     }
   }
 }

@@ -372,6 +372,38 @@ t.test('SIGINT closes gracefully and exits 0', async t => {
   t.equal(signal, null)
 })
 
+t.test('SIGTERM with an idle keep-alive connection its client never closes: exit 0 once the client has every byte, not at the grace period', async t => {
+  const { child, exited, out, url } = await serveCli(t, [SITE, '--port', '0', '--log-format', 'json'])
+  const { port } = new URL(url)
+  // A browser keeps its pooled connection open after the page loaded: this one reads and never
+  // closes, not even its half when the server's FIN arrives.
+  const socket = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true })
+  t.teardown(() => socket.destroy())
+  let received = ''
+  socket.on('data', d => { received += d.toString('latin1') })
+  const ended = new Promise<void>(resolve => socket.once('end', resolve))
+  socket.write('GET /tiny.wasm HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n')
+  await poll(() => /\r\n\r\n/.test(received) && received.length >= received.indexOf('\r\n\r\n') + 4 + Number(/content-length: (\d+)/i.exec(received)?.[1] ?? NaN), { what: 'the whole response' })
+  child.kill('SIGTERM')
+  await ended
+  t.pass('the server ended the connection (FIN) without waiting for the client')
+  const { code } = await exited
+  t.equal(code, 0)
+  t.equal(logLines(out.stdout).at(-1)?.msg, 'shut down', 'a clean stop, not the grace period running out')
+})
+
+t.test('the connections the kernel shows acknowledged (FIN_WAIT2) are known by their ports', async t => {
+  const { acknowledgedConnections } = await import('../src/socket-drain.js')
+  const header = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode'
+  const tcp = [header,
+    '   0: 0100007F:1F90 0100007F:C350 05 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000',
+    '   1: 0100007F:1F90 0100007F:C351 04 00000010:00000000 00:00000000 00000000     0        0 0 1 0000000000000000',
+    '   2: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000'].join('\n')
+  const tcp6 = [header, '   0: 00000000000000000000000001000000:1F90 00000000000000000000000001000000:D431 05 00000000:00000000 00:00000000 00000000 0 0 0 1 0'].join('\n')
+  t.same([...acknowledgedConnections(file => file.endsWith('tcp6') ? tcp6 : tcp)!].sort(), ['8080:50000', '8080:54321'], 'FIN_WAIT2 only: FIN_WAIT1 still has bytes in flight')
+  t.equal(acknowledgedConnections(() => { throw new Error('ENOENT') }), undefined, 'no /proc: the kernel does not say')
+})
+
 t.test('SIGTERM with no requests exits 0 promptly', async t => {
   const { child, exited } = await serveCli(t, [SITE, '--port', '0'])
   const started = Date.now()
