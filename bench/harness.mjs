@@ -28,6 +28,19 @@ function procCpuSeconds (pid) {
 }
 
 /**
+ * utime + stime of a process and every descendant alive now (a CLI's workers, nginx's), in seconds;
+ * 0 once it has exited.
+ */
+export function treeCpuSeconds (pid) {
+  let total = 0
+  try { total = procCpuSeconds(pid) } catch { return 0 }
+  let children = []
+  try { children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean) } catch {}
+  for (const child of children) total += treeCpuSeconds(Number(child))
+  return total
+}
+
+/**
  * CPU seconds all processes and the kernel spent busy on the machine (/proc/stat), so a run can tell
  * how much other work competed with the server and the load generator.
  */
@@ -38,15 +51,15 @@ export function machineBusySeconds () {
 }
 
 /**
- * Spawn `taskset -c 0 node bench/server.mjs kind root [options]` and resolve once it prints its port.
+ * Spawn `taskset -c 0 node bench/server.mjs kind root [options]` (`cpus`: another CPU list) and resolve once it prints its port.
  * taskset execs node, so the child's pid is the server's. Kind 'cli' runs the real CLI instead,
  * `node [nodeFlags] dist/cli.js root --port 0 --quiet [cliArgs]`, and reads the port from its
  * one-line banner; `env` is added to the child's environment.
  */
-export function startServer (kind, root, options, { timeoutMs = 60_000, nodeFlags = [], cliArgs = [], env = {} } = {}) {
+export function startServer (kind, root, options, { timeoutMs = 60_000, nodeFlags = [], cliArgs = [], env = {}, cpus = '0' } = {}) {
   const args = kind === 'cli'
-    ? ['-c', '0', process.execPath, ...nodeFlags, CLI, root, '--port', '0', '--quiet', ...cliArgs]
-    : ['-c', '0', process.execPath, ...nodeFlags, SERVER, kind, root, ...(options ? [JSON.stringify(options)] : [])]
+    ? ['-c', cpus, process.execPath, ...nodeFlags, CLI, root, '--port', '0', '--quiet', ...cliArgs]
+    : ['-c', cpus, process.execPath, ...nodeFlags, SERVER, kind, root, ...(options ? [JSON.stringify(options)] : [])]
   if (kind === 'cli' && !existsSync(CLI)) return Promise.resolve({ notBuilt: true })
   // The CLI reads HOST, PORT and WASM_SERVE_* too: only what the benchmark sets reaches it.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => kind !== 'cli' || !(k === 'HOST' || k === 'PORT' || k.startsWith('WASM_SERVE_'))))

@@ -44,7 +44,7 @@ end
 }
 
 let scriptDir
-async function runWrk ({ url, connections, seconds, headers, paths }) {
+async function runWrk ({ url, connections, seconds, headers, paths, cpu = '1' }) {
   if (!scriptDir) {
     scriptDir = mkdtempSync(join(tmpdir(), 'wasm-serve-bench-'))
     process.once('exit', () => rmSync(scriptDir, { recursive: true, force: true }))
@@ -54,7 +54,7 @@ async function runWrk ({ url, connections, seconds, headers, paths }) {
   const hs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`])
   // The shell reports its own /proc stat after waiting for wrk: cutime + cstime = wrk's CPU time.
   const sh = 'wrk "$@"; echo "SH_STAT $(cat /proc/$$/stat)"'
-  const { stdout } = await run('taskset', ['-c', '1', 'sh', '-c', sh, 'sh', '-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', ...hs, '-s', script, url])
+  const { stdout } = await run('taskset', ['-c', cpu, 'sh', '-c', sh, 'sh', '-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', ...hs, '-s', script, url])
   const json = /^WRK_JSON (.*)$/m.exec(stdout)?.[1]
   if (!json) throw new Error(`wrk gave no summary: ${stdout}`)
   const r = JSON.parse(json)
@@ -63,10 +63,10 @@ async function runWrk ({ url, connections, seconds, headers, paths }) {
   return { requests: r.requests, bytes: r.bytes, seconds: r.us / 1e6, errors: r.errors, p50ms: r.p50 / 1000, p99ms: r.p99 / 1000, cpuSeconds }
 }
 
-async function runAutocannon ({ url, connections, seconds, headers, paths }) {
+async function runAutocannon ({ url, connections, seconds, headers, paths, cpu = '1' }) {
   if (paths) throw new Error('round-robin over several paths needs wrk (apt-get install wrk)')
   const hs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`])
-  const { stdout } = await run('taskset', ['-c', '1', process.execPath, AUTOCANNON, '-j', '-c', String(connections), '-d', String(seconds), ...hs, url], { maxBuffer: 64 << 20 })
+  const { stdout } = await run('taskset', ['-c', cpu, process.execPath, AUTOCANNON, '-j', '-c', String(connections), '-d', String(seconds), ...hs, url], { maxBuffer: 64 << 20 })
   const r = JSON.parse(stdout)
   return {
     requests: r.requests.total,
@@ -78,7 +78,7 @@ async function runAutocannon ({ url, connections, seconds, headers, paths }) {
   }
 }
 
-/** Run the load for `seconds`; returns { requests, bytes, seconds, rps, errors, p50ms, p99ms }. */
+/** Run the load for `seconds` (on CPU `cpu`, default 1); returns { requests, bytes, seconds, rps, errors, p50ms, p99ms }. */
 export async function runLoad (options) {
   const r = await (WRK ? runWrk(options) : runAutocannon(options))
   return { ...r, rps: r.requests / r.seconds }
@@ -89,9 +89,9 @@ export async function runLoad (options) {
  * concurrent streams each, for `seconds` after a warm-up of `warmup` seconds. Certificates are not
  * checked (h2load never does).
  */
-export async function runH2load ({ url, connections, streams, seconds, warmup = 1, headers }) {
+export async function runH2load ({ url, connections, streams, seconds, warmup = 1, headers, cpu = '1' }) {
   const hs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`])
-  const { stdout } = await run('taskset', ['-c', '1', 'h2load', '-c', String(connections), '-m', String(streams), '-D', String(seconds), `--warm-up-time=${warmup}`, ...hs, url], { maxBuffer: 16 << 20 })
+  const { stdout } = await run('taskset', ['-c', cpu, 'h2load', '-c', String(connections), '-m', String(streams), '-D', String(seconds), `--warm-up-time=${warmup}`, ...hs, url], { maxBuffer: 16 << 20 })
   const finished = /finished in ([\d.]+)s, ([\d.]+) req\/s/.exec(stdout)
   const requests = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(stdout)
   const traffic = /traffic: .*?\((\d+)\) total/.exec(stdout)

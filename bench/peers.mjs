@@ -50,16 +50,16 @@ async function freePort () {
 }
 
 /**
- * nginx on `root`, one worker, `taskset -c 0`: `{ port, tlsPort, pid, stop }`. The configuration is
- * what an nginx user writes for a static site with precompressed siblings; access logging is off,
- * as wasm-serve runs with --quiet.
+ * nginx on `root`, `workers` worker processes (1), `taskset -c <cpus>` (0): `{ port, tlsPort, pid, stop }`. The configuration is
+ * what an nginx user writes for a static site with precompressed siblings, tuned as a busy site is
+ * (open_file_cache); access logging is off, as wasm-serve runs with --quiet.
  */
-export async function startNginx (root) {
+export async function startNginx (root, { workers = 1, cpus = '0' } = {}) {
   const dir = scratch()
   const [port, tlsPort] = [await freePort(), await freePort()]
   const { cert, key } = benchCertificate()
   writeFileSync(join(dir, 'nginx.conf'), `load_module ${BROTLI_MODULE};
-worker_processes 1;
+worker_processes ${workers};
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -70,6 +70,10 @@ http {
   access_log off;
   sendfile on;
   tcp_nopush on;
+  # What a tuned production nginx has: descriptors and stats (siblings' existence too) kept open.
+  open_file_cache max=10000 inactive=60s;
+  open_file_cache_valid 60s;
+  open_file_cache_errors on;
   keepalive_requests 1000000;
   client_body_temp_path ${dir}/tmp;
   proxy_temp_path ${dir}/tmp;
@@ -89,7 +93,7 @@ http {
   }
 }
 `)
-  const child = spawn('taskset', ['-c', '0', 'nginx', '-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn('taskset', ['-c', cpus, 'nginx', '-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', d => { stderr += d })
   const exited = new Promise(resolve => child.once('exit', resolve))

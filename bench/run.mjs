@@ -15,7 +15,11 @@
  *                same headers (≥ 0.85: an app's hooks still run for every request);
  *   nginx        the CLI vs nginx (one worker, brotli_static, gzip_static, sendfile);
  *   static       the CLI vs @fastify/static with preCompressed (the usual Fastify answer);
- *   h2           HTTP/2 over TLS (h2load): the CLI vs nginx's http2, same certificate.
+ *   h2           HTTP/2 over TLS (h2load): the CLI vs nginx's http2, same certificate;
+ *   workers      the CLI with --workers 2 (CPUs 0–1) vs one process, and vs nginx with 2 workers,
+ *                the load generator on CPU 2 (skipped, with the reason, on fewer than 3 CPUs);
+ *   startup      cold start to the last file served over a root of 10,000 files / 160 MB (≤ 2 s),
+ *                and 100,000 files / 100 MB (time and RSS stated): bench/startup.mjs.
  *
  * The ceilings send exactly what wasm-serve sent: bench/run.mjs captures the subject's response
  * (headers and bytes) for each workload first and gives it to the ceiling. Every server is checked
@@ -35,7 +39,8 @@ import { parseArgs } from 'node:util'
 import { Agent, request } from 'undici'
 import { ensureFixtures, FIXTURE_DIR } from './fixtures.mjs'
 import { loadTool, runH2load, runLoad } from './load.mjs'
-import { machineBusySeconds, startServer } from './harness.mjs'
+import { machineBusySeconds, startServer, treeCpuSeconds } from './harness.mjs'
+import { measureStartup } from './startup.mjs'
 import { benchCertificate, noH2load, noNginx, startNginx } from './peers.mjs'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -50,6 +55,7 @@ const WORKLOADS = {
 }
 
 const CLI = { kind: 'cli', label: 'CLI' }
+const TWO_WORKERS = { kind: 'cli', label: 'CLI --workers 2', cliArgs: ['--workers', '2'], cpus: '0,1' }
 const COMPARISONS = [
   { key: 'cli', subject: CLI, reference: { kind: 'raw', label: 'node:http', capture: true }, workloads: ['tiny', 'mid', 'big', 'html'], target: 0.9 },
   { key: 'cli-policy', subject: { kind: 'cli', label: 'CLI --isolate --cors --preload', cliArgs: ['--isolate', '--cors', '--preload', '/sqlite3.wasm'] }, reference: { kind: 'raw', label: 'node:http, same headers', capture: true }, workloads: ['tiny', 'html'], target: 0.9 },
@@ -57,6 +63,15 @@ const COMPARISONS = [
   { key: 'nginx', subject: CLI, reference: { kind: 'nginx', label: 'nginx, 1 worker' }, workloads: ['tiny', 'mid', 'big', 'html'] },
   { key: 'static', subject: CLI, reference: { kind: 'static', label: '@fastify/static' }, workloads: ['tiny', 'mid', 'big'] },
   { key: 'h2', protocol: 'h2', subject: { kind: 'cli', label: 'CLI, HTTP/2', tls: true }, reference: { kind: 'nginx', label: 'nginx http2, 1 worker', tls: true }, workloads: ['tiny', 'mid'] },
+  // Two workers on CPUs 0 and 1, the load generator on CPU 2: a machine of three cores or more.
+  { key: 'workers', subject: TWO_WORKERS, reference: { kind: 'cli', label: 'CLI, one process' }, workloads: ['tiny', 'mid', 'html'], loadCpu: '2' },
+  { key: 'workers-nginx', subject: TWO_WORKERS, reference: { kind: 'nginx', label: 'nginx, 2 workers', workers: 2, cpus: '0,1' }, workloads: ['tiny', 'mid', 'big', 'html'], loadCpu: '2' },
+]
+
+/** Start-up over generated roots (bench/startup.mjs): spawn to the last file served, with a target for the 10,000-file root. */
+const STARTUP = [
+  { key: 'startup', files: 10_000, totalBytes: 160e6, targetS: 2 },
+  { key: 'startup-100k', files: 100_000, totalBytes: 100e6 },
 ]
 
 const { values: opts } = parseArgs({
@@ -64,7 +79,7 @@ const { values: opts } = parseArgs({
     duration: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '2' },
     rounds: { type: 'string', default: '3' },
-    only: { type: 'string', default: COMPARISONS.map(c => c.key).join(',') },
+    only: { type: 'string', default: [...COMPARISONS, ...STARTUP].map(c => c.key).join(',') },
     workloads: { type: 'string', default: Object.keys(WORKLOADS).join(',') },
     memory: { type: 'boolean', default: false },
   },
@@ -107,14 +122,14 @@ async function check (base, workload, manifest) {
 /** Starts one side of a comparison on CPU 0; `routes` are the captured answers a ceiling sends. */
 async function start (side, routes) {
   if (side.kind === 'nginx') {
-    const nginx = await startNginx(FIXTURE_DIR)
+    const nginx = await startNginx(FIXTURE_DIR, { workers: side.workers, cpus: side.cpus })
     return { base: side.tls ? `https://127.0.0.1:${nginx.tlsPort}` : `http://127.0.0.1:${nginx.port}`, pid: nginx.pid, stop: nginx.stop }
   }
   const tls = side.tls ? benchCertificate() : undefined
   const cliArgs = [...(side.cliArgs ?? []), ...(tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : [])]
-  const server = await startServer(side.kind, FIXTURE_DIR, routes ? { routes } : undefined, { cliArgs })
+  const server = await startServer(side.kind, FIXTURE_DIR, routes ? { routes } : undefined, { cliArgs, cpus: side.cpus })
   if (server.notBuilt) throw new Error('not built (run `npm run build`)')
-  return { base: `${tls ? 'https' : 'http'}://127.0.0.1:${server.port}`, pid: server.pid, stop: server.stop, cpuSeconds: server.cpuSeconds }
+  return { base: `${tls ? 'https' : 'http'}://127.0.0.1:${server.port}`, pid: server.pid, stop: server.stop }
 }
 
 /** The subject's answer to each workload, written where a ceiling reads it: { path: { body, headers } }. */
@@ -129,15 +144,24 @@ async function capture (base, workloads, manifest, dir) {
   return routes
 }
 
-/** One measurement: `seconds` of load on one server; rps, after checking nothing failed. */
-async function measure (comparison, server, workload, seconds, size) {
+/**
+ * One measurement: `seconds` of load on one server, after checking nothing failed. Returns its rps
+ * and `others`: the CPU (in cores) that neither server nor the load generator used meanwhile, i.e.
+ * other work on the machine (the load generator counted as a whole core when it does not say).
+ */
+async function measure (comparison, server, workload, seconds, size, servers) {
   const url = server.base + workload.path
+  const cpu = comparison.loadCpu ?? '1'
+  const [busy0, own0, t0] = [machineBusySeconds(), servers.reduce((sum, s) => sum + treeCpuSeconds(s.pid), 0), performance.now()]
   const r = comparison.protocol === 'h2'
-    ? await runH2load({ url, connections: 4, streams: Math.max(1, Math.round(workload.connections / 4)), seconds, warmup: 0, headers: workload.headers })
-    : await runLoad({ url, connections: workload.connections, seconds, headers: workload.headers })
+    ? await runH2load({ url, connections: 4, streams: Math.max(1, Math.round(workload.connections / 4)), seconds, warmup: 0, headers: workload.headers, cpu })
+    : await runLoad({ url, connections: workload.connections, seconds, headers: workload.headers, cpu })
+  const wall = (performance.now() - t0) / 1000
+  const own = servers.reduce((sum, s) => sum + treeCpuSeconds(s.pid), 0) - own0
+  const others = (machineBusySeconds() - busy0 - own - (Number.isFinite(r.cpuSeconds) ? r.cpuSeconds : wall)) / wall
   if (r.errors > 0) throw new Error(`${r.errors} failed or non-2xx responses under load`)
   if (comparison.protocol !== 'h2' && r.bytes / r.requests < size) throw new Error(`only ${fmt(r.bytes / r.requests)} B per response under load`)
-  return r.rps
+  return { rps: r.rps, others }
 }
 
 /** One comparison on one workload: both servers up, warmed, then alternating rounds. */
@@ -151,18 +175,19 @@ async function compareOn (comparison, key, manifest, scratch) {
     const { size } = await check(subject.base, workload, manifest)
     await check(reference.base, workload, manifest)
     const sides = [subject, reference]
-    for (const side of sides) await measure(comparison, side, workload, Number(opts.warmup), size)
+    for (const side of sides) await measure(comparison, side, workload, Number(opts.warmup), size, sides)
     const rounds = []
-    const busy0 = machineBusySeconds()
-    const started = performance.now()
+    let others = 0
     for (let i = 0; i < Number(opts.rounds); i++) {
       const order = i % 2 === 0 ? sides : [...sides].reverse()
       const rps = new Map()
-      for (const side of order) rps.set(side, await measure(comparison, side, workload, Number(opts.duration), size))
+      for (const side of order) {
+        const m = await measure(comparison, side, workload, Number(opts.duration), size, sides)
+        rps.set(side, m.rps)
+        others = Math.max(others, m.others)
+      }
       rounds.push({ subject: rps.get(subject), reference: rps.get(reference), ratio: rps.get(subject) / rps.get(reference) })
     }
-    // Two cores: the server's and the load generator's. Anything above that is other work.
-    const others = (machineBusySeconds() - busy0) / ((performance.now() - started) / 1000) - 2
     return { rounds, others }
   } finally {
     await reference?.stop()
@@ -198,7 +223,8 @@ function conditions (started, load0, busiest) {
     `${opts.warmup} s warm-up per server, then ${opts.rounds} rounds of ${opts.duration} s per server, alternating which goes first;`,
     `the ratio is the median of the rounds' ratios. Connections: ${Object.entries(WORKLOADS).map(([k, w]) => `${k} ${w.connections}`).join(', ')}`,
     '(HTTP/2: 4 connections with a quarter as many streams each).',
-    `Other work on the machine during a cell: up to ${fmt(100 * busiest)} % of a core${busiest > 0.2 ? ' — **not reliable; rerun on an idle machine**' : ''}.`,
+    `Other work on the machine during a measurement: up to ${fmt(100 * busiest)} % of a core${busiest > 0.2 ? ' — **not reliable; rerun on an idle machine**' : ''}.`,
+    'Start-up: a new CLI process per run over a generated root (bench/startup.mjs), not pinned; median of the runs.',
     `Load average before/after: ${load0.map(n => n.toFixed(2)).join(' ')} / ${loadavg().map(n => n.toFixed(2)).join(' ')}.`,
     `Run ${started.toISOString()}, command: \`node bench/run.mjs${process.argv.slice(2).map(a => ` ${a}`).join('')}\`.`,
   ].join('\n')
@@ -206,8 +232,41 @@ function conditions (started, load0, busiest) {
 
 /** Why a comparison cannot run on this machine, or undefined. */
 function unavailable (comparison) {
+  if (comparison.loadCpu !== undefined && cpus().length <= Number(comparison.loadCpu)) return `needs ${Number(comparison.loadCpu) + 1} CPUs (the servers' and one for the load generator); this machine has ${cpus().length}`
   if (comparison.reference.kind === 'nginx') return noNginx() ?? (comparison.protocol === 'h2' ? noH2load() : undefined)
   return undefined
+}
+
+/** Start-up rows: medians of `rounds` cold starts. */
+async function startupRows () {
+  const rows = []
+  for (const c of STARTUP.filter(c => opts.only.split(',').includes(c.key))) {
+    process.stderr.write(`bench: start-up, ${fmt(c.files)} files … `)
+    try {
+      const r = await measureStartup({ files: c.files, totalBytes: c.totalBytes, runs: Number(opts.rounds) })
+      rows.push({ ...c, ...r })
+      process.stderr.write(`${r.all.map(x => `${fmt(x.served / 1000, 2)} s`).join(', ')}\n`)
+    } catch (err) {
+      rows.push({ ...c, failed: err.message })
+      process.stderr.write(`FAILED: ${err.message}\n`)
+    }
+  }
+  return rows
+}
+
+function startupTable (rows) {
+  if (rows.length === 0) return ''
+  const out = [
+    '| start-up (CLI, cold) | serving line | last file served | runs | CPU user+sys | RSS after | target |',
+    '|---|--:|--:|--:|--:|--:|:-:|',
+  ]
+  for (const r of rows) {
+    const root = `${fmt(r.files)} files, ${fmt(r.totalBytes / 1e6)} MB`
+    if (r.failed) { out.push(`| ${root} | FAILED: ${r.failed} | | | | | |`); continue }
+    const target = r.targetS === undefined ? '' : r.servedS <= r.targetS ? `≤ ${r.targetS} s ✓` : `≤ ${r.targetS} s ✗`
+    out.push(`| ${root} | ${fmt(r.listeningS, 2)} s | **${fmt(r.servedS, 2)} s** | ${r.all.map(x => fmt(x.served / 1000, 2)).join(', ')} s | ${fmt(r.cpuS, 2)} s | ${fmt(r.rssMB)} MB | ${target} |`)
+  }
+  return `\n\n${out.join('\n')}`
 }
 
 async function main () {
@@ -240,13 +299,14 @@ async function main () {
       }
     }
   }
+  const startup = await startupRows()
   const busiest = Math.max(0, ...rows.map(r => r.others).filter(Number.isFinite))
   const notes = skipped.length > 0 ? `\n\nNot measured here: ${skipped.join('; ')}.` : ''
-  const report = `${table(rows)}${notes}\n\n${conditions(started, load0, busiest)}\n`
+  const report = `${table(rows)}${startupTable(startup)}${notes}\n\n${conditions(started, load0, busiest)}\n`
   console.log(`\n${report}`)
   await mkdir(join(ROOT, 'bench', 'results'), { recursive: true })
   await writeFile(join(ROOT, 'bench', 'results', 'latest.md'), `# wasm-serve benchmark\n\n${report}`)
-  if (rows.some(r => r.failed)) process.exitCode = 1
+  if (rows.some(r => r.failed) || startup.some(r => r.failed)) process.exitCode = 1
 }
 
 main().catch((err) => {

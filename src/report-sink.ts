@@ -39,9 +39,9 @@ const MAX_TEXT = 1024
 const REPORTS_JSON = 'application/reports+json'
 const CSP_REPORT = 'application/csp-report'
 
-/** Whether the sink is served: the isolation report mode, and (later) any report-only policy naming it. */
+/** Whether the sink is served: the isolation report mode, or the security preset's report-only CSP (D19). */
 export function reportSinkNeeded (opts: ResolvedOptions): boolean {
-  return opts.crossOriginIsolation === 'report'
+  return opts.crossOriginIsolation === 'report' || (opts.security !== false && opts.security.reportOnly === true)
 }
 
 /** One report, reduced to what is logged about it. */

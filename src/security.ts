@@ -9,7 +9,7 @@
 import { isIP } from 'node:net'
 import type { FastifyRequest } from 'fastify'
 import type { ResolvedOptions, SecurityOptions } from './options.js'
-import { REPORT_GROUP, reportingEndpoints } from './reporting.js'
+import { REPORTS_PATH } from './reporting.js'
 import { scriptHashes } from './inline-scripts.js'
 import type { FilePolicy } from './types.js'
 
@@ -84,10 +84,11 @@ export function securityHeaders (settings: SecuritySettings, opts: ResolvedOptio
   if (settings.hsts !== false) headers['strict-transport-security'] = settings.hsts
   if (settings.csp !== false && file.type.startsWith('text/html')) {
     const policy = withHashes(settings.csp, file.body == null ? [] : scriptHashes(file.body))
-    if (settings.reportOnly) {
-      headers['content-security-policy-report-only'] = /(?:^|;)\s*report-to\s/i.test(policy) ? policy : `${policy}; report-to ${REPORT_GROUP}`
-      headers['reporting-endpoints'] = reportingEndpoints(file.prefix)
-    } else headers['content-security-policy'] = policy
+    // report-uri, not report-to: Chromium keeps report-to endpoints only from https:// pages and then
+    // ignores report-uri, so a policy naming both reported nothing over http (tried in Chromium 156);
+    // report-uri alone reaches the sink from http and https pages in Chromium, Firefox and Safari.
+    if (settings.reportOnly) headers['content-security-policy-report-only'] = /(?:^|;)\s*report-(?:to|uri)\s/i.test(policy) ? policy : `${policy}; report-uri ${file.prefix}${REPORTS_PATH}`
+    else headers['content-security-policy'] = policy
   }
   return headers
 }

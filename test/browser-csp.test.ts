@@ -10,6 +10,8 @@ import { join } from 'node:path'
 import t from 'tap'
 import type { BrowserContext } from 'playwright-core'
 import { launch, skipReason, startCli } from './browser/harness.js'
+import { serveCli } from './helpers/cli.js'
+import { until } from './helpers/poll.js'
 import { TINY, makeSite, tempDir } from './helpers/site.js'
 
 /** A worker that compiles the module at the URL it is sent and answers "ok" or the error. */
@@ -74,7 +76,14 @@ async function outcomeOf (context: BrowserContext, url: string): Promise<{ resul
 
 async function run () {
   const context = await launch(t)
-  const root = makeSite(t, { 'index.html': PAGE, 'main.js': MAIN, 'worker.js': WORKER, 'tiny.wasm': TINY })
+  const root = makeSite(t, {
+    'index.html': PAGE,
+    'main.js': MAIN,
+    'worker.js': WORKER,
+    'tiny.wasm': TINY,
+    'eval.html': '<!doctype html><title>eval</title><script src="eval.js"></script>\n',
+    'eval.js': 'window.evaluated = eval("1 + 1")\n',
+  })
 
   t.test('under the --secure CSP a module compiles in the page and in workers, and the inline script runs by its hash', async t => {
     const server = await startCli(t, root, ['--secure'])
@@ -103,14 +112,22 @@ async function run () {
     t.equal(result.inline, false, 'the inline script is blocked: the route\'s policy has no hash for it')
   })
 
-  t.test('--secure=report-only blocks nothing and names the report endpoint', async t => {
-    const server = await startCli(t, root, ['--secure=report-only'])
+  t.test('--secure=report-only blocks nothing, and a violation reaches the sink over http and is logged with its fix', async t => {
+    const { url, out } = await serveCli(t, [root, '--port', '0', '--quiet', '--log-format', 'json', '--secure=report-only'])
     const page = await context.newPage()
     t.teardown(() => page.close())
-    const response = await page.goto(`${server.url}/`)
-    t.match(response?.headers()['content-security-policy-report-only'], /script-src 'self' 'wasm-unsafe-eval' 'sha256-.*; report-to wasm-serve$/)
-    t.equal(response?.headers()['reporting-endpoints'], 'wasm-serve="/.well-known/wasm-serve/reports"')
+    const response = await page.goto(`${url}/`)
+    t.match(response?.headers()['content-security-policy-report-only'], /script-src 'self' 'wasm-unsafe-eval' 'sha256-.*; report-uri \/\.well-known\/wasm-serve\/reports$/)
     await page.waitForFunction(() => (window as any).result !== undefined, null, { timeout: 20_000 })
     t.same(await page.evaluate(async () => (window as any).result as Promise<Result>), { inline: true, instantiateStreaming: 'ok', compile: 'ok', urlWorker: 'ok', blobWorker: 'ok' })
+    // eval() is outside the preset: reported, not blocked.
+    const evalPage = await context.newPage()
+    t.teardown(() => evalPage.close())
+    await evalPage.goto(`${url}/eval.html`)
+    await evalPage.waitForFunction(() => (window as any).evaluated !== undefined, null, { timeout: 20_000 })
+    t.equal(await evalPage.evaluate(() => (window as any).evaluated), 2, 'eval ran: report-only blocks nothing')
+    const logged = () => out.stdout.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l) as Record<string, unknown>).find(l => l.report === 'csp-violation')
+    await until(() => logged() !== undefined, { what: () => `the CSP report in the log\n${out.stdout}` })
+    t.match(logged(), { blockedURL: 'eval', kind: /^script-src/, fix: /remove eval\(\) and new Function\(\).*'unsafe-eval'/ })
   })
 }

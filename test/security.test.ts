@@ -3,6 +3,7 @@
 // isolation and CORS, and the configuration mistakes refused with their paths.
 import { createHash } from 'node:crypto'
 import t from 'tap'
+import { request } from 'undici'
 import { get } from './helpers/http.js'
 import { makeSite, SITE, TINY } from './helpers/site.js'
 import { startCliApp, startPlugin } from './helpers/server.js'
@@ -119,9 +120,11 @@ t.test('report-only: the policy as Content-Security-Policy-Report-Only, reportin
   const server = await startPlugin(t, { root, prefix: '/static', security: { reportOnly: true } })
   const page = await get(`${server.url}/static/`)
   t.equal(page.headers['content-security-policy'], undefined, 'nothing enforced')
-  t.equal(page.headers['content-security-policy-report-only'], `${DEFAULT_CSP.replace("'wasm-unsafe-eval'", `'wasm-unsafe-eval' ${sha256(INLINE)}`)}; report-to wasm-serve`)
-  t.equal(page.headers['reporting-endpoints'], 'wasm-serve="/static/.well-known/wasm-serve/reports"')
-  t.equal((await get(`${server.url}/static/tiny.wasm`)).headers['reporting-endpoints'], undefined, 'only documents name the endpoint')
+  t.equal(page.headers['content-security-policy-report-only'], `${DEFAULT_CSP.replace("'wasm-unsafe-eval'", `'wasm-unsafe-eval' ${sha256(INLINE)}`)}; report-uri /static/.well-known/wasm-serve/reports`)
+  t.equal((await get(`${server.url}/static/tiny.wasm`)).headers['content-security-policy-report-only'], undefined, 'only documents carry the policy')
+  const sink = await request(`${server.url}/static/.well-known/wasm-serve/reports`, { method: 'POST', headers: { 'content-type': 'application/csp-report' }, body: JSON.stringify({ 'csp-report': { 'document-uri': `${server.url}/static/`, 'effective-directive': 'script-src', 'blocked-uri': 'eval', disposition: 'report' } }) })
+  await sink.body.dump()
+  t.equal(sink.statusCode, 204, 'the sink is served in report-only mode')
 })
 
 t.test('CORP: one value beside isolation, cross-origin with CORS', async t => {
