@@ -7,8 +7,8 @@
  * It answers only what it can answer exactly as the plugin would (the same catalog, resolution,
  * negotiation, validators and headers); everything else goes on to Fastify unchanged: misses,
  * directories' redirects, the SPA page, ranges, delta requests, 103 Early Hints, files streamed from
- * disk, 406, HTTP/2, HTTPS-only headers, and any request while the server is closing (Fastify answers
- * those 503).
+ * disk, 406, HTTPS-only headers, and any request while the server is closing (Fastify answers those
+ * 503). Over HTTP/2 (TLS with ALPN) the same answers go through node:http2's compatibility API.
  * The plugin on its own never installs it: an app's hooks must run for every request.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -64,7 +64,8 @@ function fastPath (input: FastPathInput): FastAnswer {
   const healthz = opts.healthz ? `${prefix}/healthz` : undefined
   return (req, res) => {
     const method = req.method
-    if ((method !== 'GET' && method !== 'HEAD') || req.httpVersionMajor !== 1) return undefined
+    if (method !== 'GET' && method !== 'HEAD') return undefined
+    const h2 = req.httpVersionMajor === 2
     const headers = req.headers
     if (headers.range !== undefined || (deltas !== undefined && headers['available-dictionary'] !== undefined)) return undefined
     const url = req.url ?? ''
@@ -89,8 +90,12 @@ function fastPath (input: FastPathInput): FastAnswer {
       res.end()
       return valid
     }
-    const sent = flatHeaders(rep)
-    res.writeHead(200, extra === undefined ? sent : [...sent, ...Object.entries(extra).flat()])
+    // HTTP/2's compatibility API takes the headers as an object; node:http the flat array too.
+    if (h2) res.writeHead(200, extra === undefined ? rep.headers : { ...rep.headers, ...extra })
+    else {
+      const sent = flatHeaders(rep)
+      res.writeHead(200, extra === undefined ? sent : [...sent, ...Object.entries(extra).flat()])
+    }
     if (method === 'HEAD') res.end()
     else res.end(rep.body)
     return rep

@@ -5,7 +5,9 @@
  */
 import t from 'tap'
 import type { Got, Method, RequestHeaders } from './helpers/http.js'
-import { get } from './helpers/http.js'
+import { Agent } from 'undici'
+import { get, getWith } from './helpers/http.js'
+import { connectH2, h2get, selfSigned } from './helpers/transports.js'
 import { until } from './helpers/poll.js'
 import { etagOf, startCliApp } from './helpers/server.js'
 import { makeSite, PAGE, SITE, SQLITE } from './helpers/site.js'
@@ -71,6 +73,30 @@ for (const [name, options] of OPTION_SETS) {
     }
   })
 }
+
+t.test('over HTTP/2 and HTTP/1.1 with TLS the fast path answers as the Fastify route does', async t => {
+  const root = makeSite(t, FILES)
+  const tls = await selfSigned()
+  const options = { root, cors: { origin: ['https://a.example'] }, crossOriginIsolation: 'require-corp' as const, memoryBudget: '200KB' }
+  let reachedFastify = 0
+  const fast = await startCliApp(t, options, tls, { before: app => app.addHook('onRequest', (_request, _reply, done) => { reachedFastify++; done() }) })
+  const slow = await startCliApp(t, options, tls, { fastPath: false })
+  await Promise.all([fast.app.wasmServe.compressionIdle(), slow.app.wasmServe.compressionIdle()])
+  const [a, b] = [connectH2(t, fast.url), connectH2(t, slow.url)]
+  for (const { path, headers = {}, method = 'GET' } of REQUESTS.filter(r => r.method !== 'OPTIONS')) {
+    const [x, y] = await Promise.all([h2get(a, path, headers, method), h2get(b, path, headers, method)])
+    t.same(comparable(x), comparable(y), `HTTP/2 ${method} ${path} ${JSON.stringify(headers)}`)
+  }
+  const before = reachedFastify
+  t.equal((await h2get(a, '/tiny.wasm')).status, 200)
+  t.equal(reachedFastify - before, 0, 'an HTTP/2 hit skips Fastify too')
+  const dispatcher = new Agent({ connect: { rejectUnauthorized: false } })
+  t.teardown(() => dispatcher.close())
+  for (const { path, headers = {}, method = 'GET' } of REQUESTS) {
+    const [x, y] = await Promise.all([getWith(fast.url + path, { headers, method, dispatcher }), getWith(slow.url + path, { headers, method, dispatcher })])
+    t.same(comparable(x), comparable(y), `HTTP/1.1 over TLS ${method} ${path} ${JSON.stringify(headers)}`)
+  }
+})
 
 t.test('files in memory skip Fastify; every other request reaches it', async t => {
   const root = makeSite(t, FILES)
