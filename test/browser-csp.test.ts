@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import type { BrowserContext } from 'playwright-core'
-import { launch, skipReason, startCli } from './browser/harness.js'
+import { launch, startCli, whenBrowser } from './browser/harness.js'
 import { serveCli } from './helpers/cli.js'
 import { until } from './helpers/poll.js'
 import { TINY, makeSite, tempDir } from './helpers/site.js'
@@ -54,13 +54,7 @@ const STRICT = "default-src 'self'; script-src 'self'; worker-src 'self' blob:"
 
 type Result = Record<'instantiateStreaming' | 'compile' | 'urlWorker' | 'blobWorker', string> & { inline: boolean }
 
-const reason = skipReason()
-if (reason) {
-  console.log(`# skipping browser tests: ${reason}`)
-  t.plan(0, reason)
-} else {
-  await run()
-}
+await whenBrowser(t, run)
 
 async function outcomeOf (context: BrowserContext, url: string): Promise<{ result: Result, csp: string | undefined }> {
   const page = await context.newPage()

@@ -8,7 +8,7 @@
  */
 import t, { type Test } from 'tap'
 import type { BrowserContext, Page } from 'playwright-core'
-import { launch, skipReason, startCli } from './browser/harness.js'
+import { launch, startCli, whenBrowser } from './browser/harness.js'
 import { ATOMIC_ADD_WASM } from './browser/threads.js'
 import { makeSite } from './helpers/site.js'
 
@@ -67,13 +67,7 @@ const OTHER_SITE = {
   'pixel.gif': PIXEL,
 }
 
-const reason = skipReason()
-if (reason) {
-  console.log(`# skipping browser tests: ${reason}`)
-  t.plan(0, reason)
-} else {
-  await run()
-}
+await whenBrowser(t, run)
 
 /**
  * The CLI on the threads site with `flags`, and a page of it opened in `context`. The CLI is killed

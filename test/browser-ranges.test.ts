@@ -10,7 +10,7 @@ import t, { type Test } from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
-import { launch, skipReason, startCli } from './browser/harness.js'
+import { launch, startCli, whenBrowser } from './browser/harness.js'
 import { offsets, tempDir } from './helpers/site.js'
 
 const SIZE = 48 * 1024 * 1024
@@ -18,13 +18,7 @@ const PAGE_SIZE = 4096
 const PAGES = 50
 const MULTIPART = 'bytes=0-3,8192-12287,40000000-40000099'
 
-const reason = skipReason()
-if (reason) {
-  console.log(`# skipping browser tests: ${reason}`)
-  t.plan(0, reason)
-} else {
-  await run()
-}
+await whenBrowser(t, run)
 
 interface ReadResult {
   error?: string

@@ -7,20 +7,14 @@
  * Both servers speak HTTPS with the same development certificate, which Chromium is told to trust.
  */
 import t from 'tap'
-import { launch, skipReason, trustCertificateOf } from './browser/harness.js'
+import { launch, trustCertificateOf, whenBrowser } from './browser/harness.js'
 import { serveCli } from './helpers/cli.js'
 import { until } from './helpers/poll.js'
 import { makeSite } from './helpers/site.js'
 
 const SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="30"><rect width="40" height="30" fill="teal"/></svg>\n'
 
-const reason = skipReason()
-if (reason) {
-  console.log(`# skipping browser tests: ${reason}`)
-  t.plan(0, reason)
-} else {
-  await run()
-}
+await whenBrowser(t, run)
 
 /** The CLI's JSON log lines so far (stdout also has its serving line, which is not JSON). */
 function records (stdout: string): Array<Record<string, unknown>> {

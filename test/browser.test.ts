@@ -4,18 +4,12 @@
  */
 import t from 'tap'
 import type { Page, Request } from 'playwright-core'
-import { launch, skipReason, startCli, waitForEncoding } from './browser/harness.js'
+import { launch, startCli, waitForEncoding, whenBrowser } from './browser/harness.js'
 import { until } from './helpers/poll.js'
 import { SQLITE } from './helpers/site.js'
 
 const SQLITE_SIZE = SQLITE.length
-const reason = skipReason()
-if (reason) {
-  console.log(`# skipping browser tests: ${reason}`)
-  t.plan(0, reason)
-} else {
-  await run()
-}
+await whenBrowser(t, run)
 
 interface DemoState {
   state: string

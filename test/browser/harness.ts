@@ -19,6 +19,17 @@ export function skipReason (): string | undefined {
   return undefined
 }
 
+/**
+ * Runs a browser test file's tests when Chromium and the build are here (and `otherReason` is
+ * undefined); otherwise plans none and prints why, so a skip is never silent.
+ */
+export async function whenBrowser (t: Test, run: () => Promise<void>, otherReason?: string): Promise<void> {
+  const reason = skipReason() ?? otherReason
+  if (reason === undefined) return run()
+  console.log(`# skipping browser tests: ${reason}`)
+  t.plan(0, reason)
+}
+
 /** Starts `wasm-serve DIR --port 0 --quiet ...flags`; `stop` ends it with SIGTERM (teardown kills it otherwise). */
 export async function startCli (t: Test, dir: string, flags: string[] = []): Promise<{ url: string, stop: () => Promise<void> }> {
   const { url, child, exited } = await serveCli(t, [dir, '--port', '0', '--quiet', ...flags])
