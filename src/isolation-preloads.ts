@@ -15,8 +15,8 @@ import type { Asset, Logger } from './types.js'
 /** A URL base for pages of the root: only whether a preload leaves this origin matters. */
 const BASE = 'http://wasm-serve.invalid/'
 
-/** The modes that require CORP of no-cors cross-origin responses. */
-const REQUIRE_CORP = new Set<ResolvedOptions['crossOriginIsolation']>(['require-corp', 'document'])
+/** The modes that require CORP of no-cors cross-origin responses, or (report) say what would. */
+const REQUIRE_CORP = new Set<ResolvedOptions['crossOriginIsolation']>(['require-corp', 'document', 'report'])
 
 export interface LoosePreload {
   /** The page (root-relative) or the route's glob whose Link header has it. */
@@ -58,6 +58,7 @@ export function loosePreloads (opts: ResolvedOptions, assets: Iterable<Asset>): 
 /** One warning per loose preload, naming the page or route, the URL and what goes wrong. */
 export function warnLoosePreloads (opts: ResolvedOptions, assets: Iterable<Asset>, log: Logger): void {
   for (const loose of loosePreloads(opts, assets)) {
-    log.warn({ in: loose.where, preload: loose.url }, `preload without crossorigin under crossOriginIsolation "${String(opts.crossOriginIsolation)}": ${loose.why}; add crossorigin`)
+    const mode = opts.crossOriginIsolation === 'report' ? 'once --isolate enforces it (report mode now)' : `under crossOriginIsolation "${String(opts.crossOriginIsolation)}"`
+    log.warn({ in: loose.where, preload: loose.url }, `preload without crossorigin ${mode}: ${loose.why}; add crossorigin`)
   }
 }

@@ -12,8 +12,8 @@
  * (cross_origin_opener_policy_reporter.cc), CSP `{blockedURL, effectiveDirective, documentURL, …}`.
  *
  * Anyone can post here, so it is bounded everywhere: the body size, a token bucket per client
- * address (the number of addresses tracked capped), the set of violations already logged, the
- * length of every logged string. Nothing is stored but that set, and nothing on disk.
+ * address (the number of addresses tracked capped), the reports read from one post, the set of
+ * violations already logged and each address's share of it, the length of every logged string. Nothing is stored but that set, and nothing on disk.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { sendError } from './http-errors.js'
@@ -33,6 +33,13 @@ const RATE_PER_S = 1
 const MAX_CLIENTS = 1000
 /** Distinct violations logged; later ones are counted in one line, not logged. */
 export const MAX_LOGGED = 1000
+/**
+ * Of those, what one client address may add: a page has a few dozen distinct violations, and no
+ * single client may use up the log for everyone (two forged batches of 700 reports did).
+ */
+export const MAX_LOGGED_PER_CLIENT = 100
+/** Reports read from one post: Chromium sends at most 100 (max_report_count, above). */
+export const MAX_REPORTS_PER_POST = 100
 /** A logged string (a URL, a directive) is cut to this many characters. */
 const MAX_TEXT = 1024
 
@@ -172,10 +179,12 @@ function originOf (url: string): string | undefined {
 export class ReportLog {
   private readonly seen = new Set<string>()
   private full = false
+  /** Distinct violations each client address added, least recently seen first (at most MAX_CLIENTS). */
+  private readonly byClient = new Map<string, number>()
 
-  constructor (private readonly log: Logger, private readonly max = MAX_LOGGED) {}
+  constructor (private readonly log: Logger, private readonly max = MAX_LOGGED, private readonly perClient = MAX_LOGGED_PER_CLIENT) {}
 
-  add (v: Violation): void {
+  add (v: Violation, client = ''): void {
     const key = [v.type, v.kind, v.blockedURL, v.destination].join('\n')
     if (this.seen.has(key)) return
     if (this.seen.size >= this.max) {
@@ -183,6 +192,12 @@ export class ReportLog {
       this.full = true
       return
     }
+    const added = this.byClient.get(client) ?? 0
+    this.byClient.delete(client) // re-inserted last: the map's order is least recently seen first
+    this.byClient.set(client, added + (added < this.perClient ? 1 : 0))
+    if (this.byClient.size > MAX_CLIENTS) this.byClient.delete(this.byClient.keys().next().value!)
+    if (added >= this.perClient) return
+    if (added + 1 === this.perClient) this.log.warn({ client, logged: this.perClient }, `${this.perClient} distinct reports were logged from ${client || 'one client'}; its later ones are not`)
     this.seen.add(key)
     const explained = explain(v)
     const fields = { report: v.type, kind: v.kind, blockedURL: v.blockedURL, destination: v.destination || undefined, documentURL: v.documentURL, property: v.property }
@@ -258,6 +273,6 @@ function receive (request: FastifyRequest, reply: FastifyReply, logged: ReportLo
   if (type !== REPORTS_JSON && type !== CSP_REPORT) return sendError(reply, 415)
   const violations = violationsOf(type, request.body)
   if (violations === undefined) return sendError(reply, 400)
-  for (const v of violations) logged.add(v)
+  for (const v of violations.slice(0, MAX_REPORTS_PER_POST)) logged.add(v, request.ip)
   return reply.code(204).header('cache-control', 'no-store').send()
 }

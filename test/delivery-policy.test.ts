@@ -306,7 +306,7 @@ t.test('a preload that names no file is a start-up warning', async t => {
   t.match(String(warnings[0]?.msg), /preload/)
 })
 
-t.test('under require-corp isolation, a preload without crossorigin in a page or a route Link header is a start-up warning', async t => {
+t.test('under require-corp isolation (or its report mode), a preload without crossorigin in a page or a route Link header is a start-up warning', async t => {
   const page = [
     '<!doctype html><title>preloads</title>',
     '<link rel="preload" href="sqlite3.wasm" as="fetch">', // fetch() will not reuse it
@@ -319,7 +319,7 @@ t.test('under require-corp isolation, a preload without crossorigin in a page or
   const site = makeSite(t, { 'index.html': page, 'sub/page.html': '<link rel=preload href=../tiny.wasm as=fetch crossorigin>', 'sqlite3.wasm': TINY, 'tiny.wasm': TINY, 'app.js': 'export {}', 'app.css': '' })
   const routes = [{ match: '**/*.html', headers: { Link: '</tiny.wasm>; rel=preload; as=fetch, </app.js>; rel=modulepreload' } }]
   const warned = (logs: Array<Record<string, unknown>>) => logs.filter(l => l.level === 40 && /crossorigin/.test(String(l.msg))).map(l => [l.in, l.preload])
-  for (const mode of ['require-corp', 'document'] as const) {
+  for (const mode of ['require-corp', 'document', 'report'] as const) {
     const server = await startCliApp(t, { root: site, crossOriginIsolation: mode, routes })
     t.same(warned(server.logs).sort(), [
       ['index.html', '/sqlite3.wasm'],
@@ -327,7 +327,8 @@ t.test('under require-corp isolation, a preload without crossorigin in a page or
       ['route "**/*.html"', '/tiny.wasm'],
     ], `${mode}: the loose preloads, each named with where it is`)
     const line = server.logs.find(l => l.preload === 'https://cdn.example/big.png')
-    t.match(String(line?.msg), `preload without crossorigin under crossOriginIsolation "${mode}": another origin: blocked unless it sends Cross-Origin-Resource-Policy; add crossorigin`)
+    const when = mode === 'report' ? 'once --isolate enforces it (report mode now)' : `under crossOriginIsolation "${mode}"`
+    t.equal(String(line?.msg), `preload without crossorigin ${when}: another origin: blocked unless it sends Cross-Origin-Resource-Policy; add crossorigin`)
   }
   for (const mode of [false, 'credentialless', 'document-credentialless'] as const) {
     const server = await startCliApp(t, { root: site, crossOriginIsolation: mode, routes })

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { request } from 'undici'
 import { startWarnings } from '../src/banner.js'
-import { RATE_BURST, RateLimit, REPORT_BODY_LIMIT, ReportLog, type Violation } from '../src/report-sink.js'
+import { MAX_LOGGED_PER_CLIENT, RATE_BURST, RateLimit, REPORT_BODY_LIMIT, ReportLog, type Violation } from '../src/report-sink.js'
 import { get } from './helpers/http.js'
 import { startCliApp, startPlugin } from './helpers/server.js'
 import { makeSite } from './helpers/site.js'
@@ -144,6 +144,28 @@ t.test('the report log stops at its bound with one line saying so', async t => {
   for (const url of ['https://a.example/1', 'https://a.example/2', 'https://a.example/3', 'https://a.example/4']) log.add(v(url))
   t.equal(lines.length, 3)
   t.match(lines[2]!.msg, '2 distinct reports were logged; later ones are not')
+})
+
+t.test('one client cannot use up the log: its share is bounded, and another client\'s report is still logged', async t => {
+  const lines: Array<{ msg: string, blockedURL?: string }> = []
+  const logger = { info: () => {}, debug: () => {}, warn: (o: { blockedURL?: string }, msg: string) => lines.push({ msg, blockedURL: o.blockedURL }) }
+  const log = new ReportLog(logger, 10, 3)
+  const v = (url: string): Violation => ({ type: 'coep', kind: 'corp', blockedURL: url, destination: 'image', documentURL: PAGE, disposition: 'reporting' })
+  for (let i = 0; i < 20; i++) log.add(v(`https://forged.example/${i}`), '192.0.2.1')
+  log.add(v('https://cdn.example/real.png'), '198.51.100.7')
+  t.same(lines.filter(l => l.blockedURL?.startsWith('https://forged.example/')).length, 3, 'the flooding client: its share, no more')
+  t.match(lines.find(l => l.msg.includes('192.0.2.1'))?.msg, '3 distinct reports were logged from 192.0.2.1; its later ones are not')
+  t.ok(lines.some(l => l.blockedURL === 'https://cdn.example/real.png'), 'another client\'s report is logged')
+})
+
+t.test('over HTTP: two forged batches of 400 reports from one address log at most its share', async t => {
+  const server = await startCliApp(t, { root, crossOriginIsolation: 'report', logLevel: 'warn' })
+  const forged = (from: number) => JSON.stringify(Array.from({ length: 400 }, (_, i) => ({ type: 'coep', url: `${server.url}/`, age: 0, user_agent: 'x', body: { type: 'corp', blockedURL: `https://forged.example/${from + i}`, destination: 'image', disposition: 'reporting' } })))
+  t.equal((await post(`${server.url}${SINK}`, forged(0))).status, 204)
+  t.equal((await post(`${server.url}${SINK}`, forged(400))).status, 204)
+  const logged = () => server.logs.filter(l => typeof l.blockedURL === 'string' && l.blockedURL.startsWith('https://forged.example/')).length
+  t.equal(logged(), MAX_LOGGED_PER_CLIENT, 'at most its share, and at most 100 reports read from one post')
+  t.equal(server.logs.filter(l => String(l.msg).includes('distinct reports were logged; later ones are not')).length, 0, 'the log is not full')
 })
 
 t.test('the sink is absent unless the report mode is on; other methods on it get 405 Allow: POST', async t => {
