@@ -3,7 +3,9 @@
  * 405 for other methods (D17), plain-text errors, and one log line per request (docs/delivery.md, "The CLI").
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify'
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { ServerHttp2Stream } from 'node:http2'
+import type { Representation } from './types.js'
 import { performance } from 'node:perf_hooks'
 import wasmServe from './plugin.js'
 import { fastPathOf } from './fast-path.js'
@@ -85,26 +87,42 @@ function answerHitsFirst (app: FastifyInstance, logsRequests: boolean): void {
   if (fast === undefined || fastify === undefined || others.length > 0) return
   let closing = false
   app.addHook('preClose', done => { closing = true; done() })
+  const logLine = (method: string | undefined, url: string | undefined, status: number, rep: Representation, started: number) => app.log.info({
+    reqId: nextRequestId(),
+    method,
+    url,
+    status,
+    encoding: status === 200 ? rep.headers['content-encoding'] ?? 'identity' : 'identity',
+    bytes: status === 200 ? rep.size : 0,
+    ms: Math.round((performance.now() - started) * 10) / 10,
+  }, 'request')
   server.removeListener('request', fastify)
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const started = logsRequests ? performance.now() : 0
-    const rep = closing ? undefined : fast(req, res)
+    const rep = closing ? undefined : fast.request(req, res)
     if (rep === undefined) return fastify(req, res)
     if (!logsRequests) return
     const status = res.statusCode
-    res.once('finish', () => app.log.info({
-      reqId: nextRequestId(),
-      method: req.method,
-      url: req.url,
-      status,
-      encoding: status === 200 ? rep.headers['content-encoding'] ?? 'identity' : 'identity',
-      bytes: status === 200 ? rep.size : 0,
-      ms: Math.round((performance.now() - started) * 10) / 10,
-    }, 'request'))
+    res.once('finish', () => logLine(req.method, req.url, status, rep, started))
+  })
+  // Over HTTP/2, node:http2 builds its compatibility request and response in its own `stream`
+  // listener (onServerStream), which emits `request`: hits are answered before it.
+  const streams = server.listeners('stream') as StreamListener[]
+  const compat = streams.find(listener => listener.name === 'bound onServerStream')
+  if (compat === undefined) return
+  server.removeListener('stream', compat)
+  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
+    const started = logsRequests ? performance.now() : 0
+    const rep = closing ? undefined : fast.stream(stream, headers)
+    if (rep === undefined) return compat(stream, headers, flags, rawHeaders)
+    if (!logsRequests) return
+    const status = Number(stream.sentHeaders[':status'])
+    stream.once('close', () => logLine(headers[':method'] as string | undefined, headers[':path'] as string | undefined, status, rep, started))
   })
 }
 
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void
+type StreamListener = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => void
 
 /** Request ids for both paths, as Fastify's default makes them (`req-1`, `req-2`, …). */
 let requestCount = 0
