@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request } from 'undici'
 import { FLAGS } from '../src/config.js'
 import { cleanEnv, CLI, ROOT, runCli, serveCli, SERVING, until, type CliProcess } from './helpers/cli.js'
+import { readRest } from './helpers/http.js'
 import { until as poll } from './helpers/poll.js'
 
 const SQLITE = join(ROOT, 'node_modules/@sqlite.org/sqlite-wasm/sqlite-wasm/jswasm/sqlite3.wasm')
@@ -330,11 +331,7 @@ t.test('SIGTERM lets a slow in-flight download finish with every byte, then exit
   }, 'new connections to be refused').catch(() => {})
   t.equal(refused, 'ECONNREFUSED', 'new connections are refused while draining')
   t.notOk(exitedEarly, 'still running while a response is in flight')
-  let error: unknown
-  try {
-    for (let next = await body.next(); next.done !== true; next = await body.next()) chunks.push(next.value as Buffer)
-  } catch (err) { error = err }
-  const received = Buffer.concat(chunks)
+  const { received, error } = await readRest(body, chunks)
   t.equal(error, undefined, 'the response was not cut')
   t.equal(received.length, expected.length, 'every byte arrived')
   t.equal(sha(received), sha(expected), 'and they are the right bytes')

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { Agent, request } from 'undici'
 import { reusePortAvailable, workerCount } from '../src/workers.js'
 import { cleanEnv, CLI, ROOT, runCli, serveCli, SERVING, until, type CliProcess } from './helpers/cli.js'
+import { readRest } from './helpers/http.js'
 import { JS, makeSite, PAGE, tempDir } from './helpers/site.js'
 
 const FFMPEG = join(ROOT, 'node_modules/@ffmpeg/core/dist/esm/ffmpeg-core.wasm')
@@ -140,11 +141,7 @@ t.test('SIGTERM drains every worker: a slow download under way finishes with eve
   const draining = () => logLines(proc.out.stdout).filter(l => l.msg === 'shutting down' && l.signal === 'SIGTERM' && pids.includes(l.pid!)).length
   await until(proc, () => draining() === 2, 'both workers shutting down')
   t.notOk(exited, 'still running while a response is in flight')
-  let error: unknown
-  try {
-    for (let next = await body.next(); next.done !== true; next = await body.next()) chunks.push(next.value as Buffer)
-  } catch (err) { error = err }
-  const received = Buffer.concat(chunks)
+  const { received, error } = await readRest(body, chunks)
   t.equal(error, undefined, 'the response was not cut')
   t.equal(sha(received), sha(expected), 'every byte arrived')
   t.same(await proc.exited, { code: 0, signal: null }, 'exit code 0')

@@ -45,3 +45,15 @@ function joined (headers: Record<string, string | string[] | undefined>): Header
   for (const [name, value] of Object.entries(headers)) flat[name] = Array.isArray(value) ? value.join(', ') : value
   return flat
 }
+
+/**
+ * Reads the rest of a body already being iterated (a stalled download let go): every byte, after the
+ * `chunks` already read, and the error that cut it short, if one did.
+ */
+export async function readRest (body: AsyncIterator<Buffer>, chunks: Buffer[]): Promise<{ received: Buffer, error: unknown }> {
+  let error: unknown
+  try {
+    for (let next = await body.next(); next.done !== true; next = await body.next()) chunks.push(next.value)
+  } catch (err) { error = err }
+  return { received: Buffer.concat(chunks), error }
+}
