@@ -7,9 +7,9 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedOptions } from './options.js'
 
-export function corsFor (opts: ResolvedOptions, request: { headers: IncomingHttpHeaders }): Record<string, string> | undefined {
+export function corsFor (opts: ResolvedOptions, headers: IncomingHttpHeaders): Record<string, string> | undefined {
   if (opts.cors === false || opts.cors.origin === '*') return undefined
-  const origin = request.headers.origin
+  const origin = headers.origin
   return origin !== undefined && opts.cors.origin.includes(origin) ? { 'access-control-allow-origin': origin } : undefined
 }
 

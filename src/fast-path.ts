@@ -90,8 +90,8 @@ function decider (input: FastPathInput): (method: string | undefined, url: strin
     const rep = asset.reps[asset.codings.indexOf(coding)]!
     if (rep.body === null && method === 'GET') return undefined
     compression?.requested(asset)
-    const extra = perRequestCors ? corsFor(opts, { headers }) : undefined
-    const valid = notModified({ headers }, rep, asset)
+    const extra = perRequestCors ? corsFor(opts, headers) : undefined
+    const valid = notModified(headers, rep, asset)
     return valid !== undefined ? { status: 304, rep: valid, extra } : { status: 200, rep, extra }
   }
 }

@@ -297,7 +297,7 @@ function serve (input: HandleInput, asset: Asset): Promise<unknown> | undefined 
     // Fastify's writeEarlyHints promise resolves only when the response ends, so awaiting it would hang.
     void Promise.resolve(reply.writeEarlyHints({ link: asset.policy.links })).catch(() => {})
   }
-  return sendAsset({ request, reply, asset: input.deltas?.answerFor(request, asset) ?? asset, catalog, extra: withHttpsOnly(request, asset.policy, corsFor(opts, request)) })
+  return sendAsset({ request, reply, asset: input.deltas?.answerFor(request, asset) ?? asset, catalog, extra: withHttpsOnly(request, asset.policy, corsFor(opts, request.headers)) })
 }
 
 /** A file, a directory's index.html, or a redirect that adds the directory's trailing slash. */

@@ -32,7 +32,7 @@ export function sendAsset (input: SendInput, attempt = 0): Promise<unknown> | un
   const coding = negotiate(request.headers['accept-encoding'], asset.codings)
   if (coding === null) { sendError(reply, 406, errorHeaders(input)); return undefined }
   const rep = asset.reps[asset.codings.indexOf(coding)]!
-  const valid = notModified(request, rep, asset)
+  const valid = notModified(request.headers, rep, asset)
   if (valid !== undefined) { reply.code(304).headers(merge(valid.notModified, input.extra)).send(); return undefined }
   const range = rangeFor(request, asset)
   if (range === 'unsatisfiable') {
@@ -68,16 +68,16 @@ function errorHeaders (input: SendInput): Record<string, string> {
  * then revalidates with the identity ETag, and a 304 (which keeps Chrome's compiled-wasm code
  * cache) beats sending the module again. The 304 carries that copy's own ETag.
  */
-export function notModified (request: { headers: IncomingHttpHeaders }, rep: Representation, asset: Asset): Representation | undefined {
-  const inm = request.headers['if-none-match']
+export function notModified (headers: IncomingHttpHeaders, rep: Representation, asset: Asset): Representation | undefined {
+  const inm = headers['if-none-match']
   if (inm !== undefined) {
     if (inm.trim() === '*') return rep
     const tags = inm.split(',').map(tag => stripWeak(tag.trim()))
     if (tags.includes(rep.etag)) return rep
-    const accepted = acceptedCodings(request.headers['accept-encoding'], asset.codings)
+    const accepted = acceptedCodings(headers['accept-encoding'], asset.codings)
     return asset.reps.find(r => r !== rep && tags.includes(r.etag) && accepted.includes(r.coding) && r.headers['content-type'] === rep.headers['content-type'])
   }
-  const ims = request.headers['if-modified-since']
+  const ims = headers['if-modified-since']
   if (ims === undefined) return undefined
   const since = Date.parse(ims)
   return !Number.isNaN(since) && Math.floor(asset.lastModifiedMs / 1000) * 1000 <= since ? rep : undefined
