@@ -40,6 +40,13 @@ export function treeCpuSeconds (pid) {
   return total
 }
 
+/** VmRSS in KiB of a process and of each of its children now: { self, children: [{ pid, kib }] }. */
+export function rssTreeKiB (pid) {
+  let children = []
+  try { children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number) } catch {}
+  return { self: procStatusKiB(pid, 'VmRSS'), children: children.map(child => ({ pid: child, kib: procStatusKiB(child, 'VmRSS') })) }
+}
+
 /**
  * CPU seconds all processes and the kernel spent busy on the machine (/proc/stat), so a run can tell
  * how much other work competed with the server and the load generator.
